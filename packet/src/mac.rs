@@ -115,6 +115,9 @@ mod tests {
         assert_eq!(m.to_string(), "02:42:0a:0a:00:02");
         assert!(m.is_unicast());
         assert!(MacAddr::BROADCAST.is_multicast() && MacAddr::BROADCAST.is_broadcast());
-        assert!("01:00:5e:00:00:01".parse::<MacAddr>().unwrap().is_multicast());
+        assert!("01:00:5e:00:00:01"
+            .parse::<MacAddr>()
+            .unwrap()
+            .is_multicast());
     }
 }
