@@ -1,0 +1,306 @@
+//! The switch configuration: topo.toml parsed, validated and resolved.
+//!
+//! Two stages. `raw` mirrors the file exactly and keeps positions; `validate`
+//! checks it and produces the types below, which the rest of the switch uses.
+//! They hold no positions and no unresolved choices: defaults are filled in,
+//! IPAM has assigned every address, MACs are derived, rules files are read.
+//! Validation reports every error it can find, each as `file:line:col: message`.
+//!
+//! The file format is a user-facing contract (see CONTRACT.md): keys may be
+//! added, never renamed or removed.
+
+mod error;
+mod net;
+mod raw;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::path::{Path, PathBuf};
+
+use packet::{MacAddr, VlanId};
+
+pub use error::{ConfigError, ConfigErrors};
+pub use net::{Ipv4Net, Ipv4NetError};
+
+/// The validated topology.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub switch: SwitchConfig,
+    pub networks: Vec<Network>,
+    pub ports: Vec<Port>,
+    pub uplink: Option<Uplink>,
+    pub expects: Vec<Expect>,
+    pub rules: Option<RulesSource>,
+    pub fdb: Vec<StaticFdb>,
+    pub source: Source,
+}
+
+impl Config {
+    pub fn network(&self, name: &str) -> Option<&Network> {
+        self.networks.iter().find(|n| n.name == name)
+    }
+
+    pub fn port(&self, name: &str) -> Option<&Port> {
+        self.ports.iter().find(|p| p.name == name)
+    }
+}
+
+/// The file the config came from, kept so later stages (the rule parser,
+/// `check`) can report positions in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    pub path: PathBuf,
+    pub text: String,
+}
+
+/// `[switch]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SwitchConfig {
+    /// Names the control socket `/run/vswitch/<name>.sock`, hence a safe file name.
+    pub name: String,
+    pub threads: usize,
+    /// Key `fdb_aging`: seconds a learned MAC stays without traffic.
+    pub fdb_aging_secs: u64,
+    /// Key `fdb_max`: learned entries at most.
+    pub fdb_max: usize,
+}
+
+impl Default for SwitchConfig {
+    fn default() -> Self {
+        SwitchConfig {
+            name: "vswitch".to_owned(),
+            threads: 1,
+            // Linux bridge's default ageing time.
+            fdb_aging_secs: 300,
+            fdb_max: 8192,
+        }
+    }
+}
+
+/// `[[network]]`, like `docker network create`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Network {
+    pub name: String,
+    pub driver: Driver,
+    pub subnet: Ipv4Net,
+    /// The switch's own address on bridge networks; the external router on
+    /// macvlan/ipvlan. Defaults to the first host address, as Docker does.
+    pub gateway: Ipv4Addr,
+    pub vlan: Option<VlanId>,
+    /// false: endpoints on this network may not talk to each other.
+    pub icc: bool,
+    /// true: no traffic to or from the uplink.
+    pub internal: bool,
+    pub masquerade: bool,
+    /// Meaningful for ipvlan only (the key is refused elsewhere); L2 otherwise.
+    pub mode: IpvlanMode,
+    /// Host interface for macvlan/ipvlan; `None` exactly for bridge.
+    pub parent: Option<String>,
+    pub mtu: u16,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Driver {
+    Bridge,
+    Macvlan,
+    Ipvlan,
+}
+
+impl Driver {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Driver::Bridge => "bridge",
+            Driver::Macvlan => "macvlan",
+            Driver::Ipvlan => "ipvlan",
+        }
+    }
+}
+
+impl fmt::Display for Driver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum IpvlanMode {
+    #[default]
+    L2,
+    /// The switch routes; no broadcast reaches the parent.
+    L3,
+}
+
+impl fmt::Display for IpvlanMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            IpvlanMode::L2 => "l2",
+            IpvlanMode::L3 => "l3",
+        })
+    }
+}
+
+/// `[[port]]`: one endpoint attached to a network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Port {
+    pub name: String,
+    pub network: String,
+    /// Index of `network` in `Config::networks`.
+    pub network_index: usize,
+    pub kind: PortKind,
+    /// The namespace the TAP is moved into; always `Some` for tap ports.
+    pub netns: Option<String>,
+    /// The host interface opened by an afpacket port; `None` for other kinds.
+    pub interface: Option<String>,
+    /// Static or IPAM-assigned; `None` only for afpacket/vxlan ports without `ip`.
+    pub ip: Option<Ipv4Addr>,
+    /// `ip = "dhcp"`: the address is still assigned by IPAM (and served by the
+    /// DHCP server) but the interface in the namespace is left unconfigured.
+    pub dhcp: bool,
+    /// Given, or derived from `ip` like Docker; `MacAddr::ZERO` when neither.
+    pub mac: MacAddr,
+    /// Docker `-p` specs, syntax-checked: `[ip:]hostport[-end]:port[-end][/tcp|udp]`.
+    pub publish: Vec<String>,
+    /// Extra DNS names.
+    pub aliases: Vec<String>,
+    /// Access VLAN; defaults to the network's.
+    pub vlan: Option<VlanId>,
+    /// Tagged VLANs this port carries.
+    pub trunk: Vec<VlanId>,
+    /// vxlan only.
+    pub vni: Option<u32>,
+    /// vxlan only: the peer VTEPs.
+    pub remote: Vec<Ipv4Addr>,
+    /// vxlan only: where the UDP socket binds; the port defaults to 4789.
+    pub local: Option<SocketAddrV4>,
+    pub mtu: u16,
+    /// Drop frames whose source MAC/IP is not the port's own (anti-spoofing).
+    pub port_security: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PortKind {
+    Tap,
+    Afpacket,
+    Vxlan,
+}
+
+impl PortKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PortKind::Tap => "tap",
+            PortKind::Afpacket => "afpacket",
+            PortKind::Vxlan => "vxlan",
+        }
+    }
+}
+
+impl fmt::Display for PortKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The IANA VXLAN port, used when `local` gives none.
+pub const VXLAN_PORT: u16 = 4789;
+
+/// `[uplink]`: the way out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Uplink {
+    /// Only `Afpacket` for now.
+    pub kind: PortKind,
+    pub interface: String,
+    /// The switch's own address on the uplink.
+    pub ip: Ipv4Addr,
+    pub subnet: Ipv4Net,
+    pub gateway: Option<Ipv4Addr>,
+    /// `None`: use the interface's own MAC.
+    pub mac: Option<MacAddr>,
+}
+
+/// `[[expect]]`: a firewall unit test for `vswitch check`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expect {
+    /// Ingress port name (or `uplink`).
+    pub from: String,
+    /// A flow spec, parsed by the tracer.
+    pub packet: String,
+    pub verdict: Verdict,
+    pub to: Option<String>,
+    /// Line of the `[[expect]]` header, for naming a failing test.
+    pub line: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Verdict {
+    Accept,
+    Drop,
+    Reject,
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Verdict::Accept => "accept",
+            Verdict::Drop => "drop",
+            Verdict::Reject => "reject",
+        })
+    }
+}
+
+/// `[rules]`: iptables-restore text, inline or from a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RulesSource {
+    /// Line N of `text` is line `line + N - 1` of topo.toml.
+    Text { text: String, line: usize },
+    /// `path` is resolved against topo.toml's directory; read at load time.
+    File { path: PathBuf, text: String },
+}
+
+impl RulesSource {
+    pub fn text(&self) -> &str {
+        match self {
+            RulesSource::Text { text, .. } | RulesSource::File { text, .. } => text,
+        }
+    }
+}
+
+/// `[[fdb]]`: a MAC pinned to a port, never learned elsewhere nor aged out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaticFdb {
+    pub mac: MacAddr,
+    /// A port name, or `uplink`.
+    pub port: String,
+    pub vlan: Option<VlanId>,
+}
+
+/// Reads and validates a topo.toml.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse(&text, path),
+        Err(e) => Err(ConfigErrors(vec![ConfigError {
+            path: path.to_path_buf(),
+            line: 0,
+            col: 0,
+            message: format!("cannot read the config file: {e}"),
+        }])),
+    }
+}
+
+/// Validates topo.toml text; `path` names it in errors and anchors a
+/// relative rules `file`, which is read here.
+pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
+    let raw: raw::Topo = match toml::from_str(text) {
+        Ok(raw) => raw,
+        Err(e) => {
+            let mut errors = error::Errors::new(path, text);
+            let span = e.span().unwrap_or(0..0);
+            errors.at(span, e.message().trim_end());
+            return Err(errors.into_errors());
+        }
+    };
+    validate::validate(raw, text, path)
+}
