@@ -1,1 +1,51 @@
-fn main() {}
+//! The `vswitch` command: argument parsing and output formatting. Everything
+//! else lives in the `vswitch` library.
+
+mod check;
+mod run;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "vswitch",
+    version,
+    about = "A userspace virtual switch for containers"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build the topology and forward frames until SIGINT/SIGTERM.
+    Run {
+        /// The topology file.
+        #[arg(long, short = 'c')]
+        config: PathBuf,
+    },
+    /// Validate a topology file without root and without touching the host.
+    Check {
+        /// The topology file.
+        #[arg(long, short = 'c')]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Run { config } => run::run(&config),
+        Command::Check { config } => check::check(&config),
+    }
+}

@@ -1,1 +1,7 @@
-//! Shared helpers for the scenario and end-to-end tests.
+//! Shared helpers for the scenario tests (frame builders, a switch built from
+//! a topo.toml string) and the end-to-end tests (namespaces, a running
+//! `vswitch` process).
+
+pub mod e2e;
+pub mod frames;
+pub mod harness;

@@ -1,1 +1,22 @@
-//! vswitch.
+//! vswitch: a userspace virtual switch for containers.
+//!
+//! `Switch` is the sans-IO pipeline; `io` moves frames between devices and
+//! it; `config` turns topo.toml into the validated configuration both use.
+
+pub mod config;
+pub mod fdb;
+pub mod gateway;
+pub mod io;
+pub mod ipam;
+pub mod output;
+pub mod pcap;
+pub mod port;
+pub mod stats;
+pub mod switch;
+pub mod time;
+
+pub use output::{Emit, Output, Payload, TagEdit};
+pub use port::PortId;
+pub use stats::DropReason;
+pub use switch::{Switch, Verdict};
+pub use time::Timestamp;

@@ -1,0 +1,51 @@
+//! `vswitch run`: build the lab, forward until told to stop, clean up.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use vswitch::io::{self, datapath, lab::Lab, notify, stop::StopSignal};
+use vswitch::Switch;
+
+pub fn run(path: &Path) -> ExitCode {
+    let cfg = match crate::check::load(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    if !io::is_root() {
+        eprintln!(
+            "vswitch run needs root (CAP_NET_ADMIN) to create TAP devices and network namespaces"
+        );
+        return ExitCode::FAILURE;
+    }
+    // Signals are caught from here on, so a stop during setup still cleans up.
+    let stop = match StopSignal::install() {
+        Ok(s) => s,
+        Err(e) => return fail(&format!("cannot install signal handlers: {e}")),
+    };
+    let mut lab = match Lab::setup(&cfg) {
+        Ok(l) => l,
+        Err(e) => return fail(&e.to_string()),
+    };
+    let mut switch = Switch::new(&cfg);
+    println!(
+        "ready: switch {} forwarding on {} port(s)",
+        cfg.switch.name,
+        lab.devices.len()
+    );
+    let _ = std::io::stdout().flush();
+    if let Err(e) = notify::ready() {
+        tracing::warn!("cannot notify readiness: {e}");
+    }
+    let result = datapath::run(&mut switch, &lab.devices, stop.fd());
+    lab.teardown();
+    match result {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => fail(&format!("datapath failed: {e}")),
+    }
+}
+
+fn fail(msg: &str) -> ExitCode {
+    eprintln!("vswitch: {msg}");
+    ExitCode::FAILURE
+}

@@ -1,0 +1,248 @@
+//! Ring 3: `vswitch run` with real Linux network stacks in namespaces as the
+//! containers. Skips (and says why) without root or /dev/net/tun.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::Hasher;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::Path;
+use std::time::Duration;
+
+use vswitch_tests::e2e::{self, Running};
+
+const BIN: &str = env!("CARGO_BIN_EXE_vswitch");
+
+/// Two containers on one network, a third on another.
+fn topo(name: &str) -> String {
+    format!(
+        r#"
+[switch]
+name = "{name}"
+
+[[network]]
+name = "front"
+driver = "bridge"
+subnet = "10.61.0.0/24"
+gateway = "10.61.0.1"
+
+[[network]]
+name = "back"
+driver = "bridge"
+subnet = "10.62.0.0/24"
+gateway = "10.62.0.1"
+
+[[port]]
+name = "web"
+network = "front"
+kind = "tap"
+netns = "{name}-web"
+ip = "10.61.0.2"
+
+[[port]]
+name = "db"
+network = "front"
+kind = "tap"
+netns = "{name}-db"
+ip = "10.61.0.3"
+
+[[port]]
+name = "other"
+network = "back"
+kind = "tap"
+netns = "{name}-other"
+ip = "10.62.0.2"
+"#
+    )
+}
+
+fn namespaces(name: &str) -> [String; 3] {
+    [
+        format!("{name}-web"),
+        format!("{name}-db"),
+        format!("{name}-other"),
+    ]
+}
+
+fn start(name: &str) -> Running {
+    let ns = namespaces(name);
+    e2e::remove_netns(&ns.iter().map(String::as_str).collect::<Vec<_>>());
+    Running::start(Path::new(BIN), name, &topo(name))
+}
+
+#[test]
+fn containers_ping_each_other_and_the_gateway() {
+    if e2e::skip("containers_ping_each_other_and_the_gateway") {
+        return;
+    }
+    let _g = e2e::serial();
+    let sw = start("vse2e-ping");
+    assert!(e2e::ping("vse2e-ping-web", "10.61.0.3", &[]), "web -> db");
+    assert!(e2e::ping("vse2e-ping-db", "10.61.0.2", &[]), "db -> web");
+    assert!(
+        e2e::ping("vse2e-ping-web", "10.61.0.1", &[]),
+        "web -> gateway"
+    );
+    // Full-size frames: 1472 bytes of ICMP data is a 1500-byte IP packet, DF set.
+    assert!(
+        e2e::ping("vse2e-ping-web", "10.61.0.3", &["-s", "1472", "-M", "do"]),
+        "1500-byte packets"
+    );
+    assert!(sw.stop().success());
+}
+
+#[test]
+fn other_network_cannot_reach() {
+    if e2e::skip("other_network_cannot_reach") {
+        return;
+    }
+    let _g = e2e::serial();
+    let sw = start("vse2e-iso");
+    assert!(
+        e2e::ping("vse2e-iso-other", "10.62.0.1", &[]),
+        "other -> its gateway"
+    );
+    assert!(
+        !e2e::ping("vse2e-iso-other", "10.61.0.2", &["-c", "2"]),
+        "other reached web"
+    );
+    assert!(
+        !e2e::ping("vse2e-iso-web", "10.62.0.2", &["-c", "2"]),
+        "web reached other"
+    );
+    // Not even ARP crosses: the other namespace never learns web's MAC.
+    let neigh = e2e::exec("vse2e-iso-other", &["ip", "neigh", "show", "10.61.0.2"]);
+    assert!(!String::from_utf8_lossy(&neigh.stdout).contains("lladdr"));
+    assert!(sw.stop().success());
+}
+
+#[test]
+fn tcp_transfer_arrives_intact() {
+    if e2e::skip("tcp_transfer_arrives_intact") {
+        return;
+    }
+    let _g = e2e::serial();
+    let sw = start("vse2e-tcp");
+    const LEN: usize = 20 * 1024 * 1024;
+    let server = e2e::in_netns("vse2e-tcp-db", || {
+        let l = TcpListener::bind("10.61.0.3:5001").expect("bind");
+        let (mut s, _) = l.accept().expect("accept");
+        let mut h = DefaultHasher::new();
+        let mut buf = vec![0u8; 1 << 16];
+        let mut total = 0;
+        loop {
+            let n = s.read(&mut buf).expect("read");
+            if n == 0 {
+                break;
+            }
+            h.write(&buf[..n]);
+            total += n;
+        }
+        (total, h.finish())
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let client = e2e::in_netns("vse2e-tcp-web", || {
+        let addr: SocketAddr = "10.61.0.3:5001".parse().unwrap();
+        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+        let mut h = DefaultHasher::new();
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut chunk = vec![0u8; 1 << 16];
+        for _ in 0..LEN / chunk.len() {
+            for b in chunk.iter_mut() {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                *b = x as u8;
+            }
+            s.write_all(&chunk).expect("write");
+            h.write(&chunk);
+        }
+        h.finish()
+    });
+    let sent = client.join().expect("client");
+    let (received, got) = server.join().expect("server");
+    assert_eq!(received, LEN);
+    assert_eq!(got, sent, "bytes differ");
+    assert!(sw.stop().success());
+}
+
+#[test]
+fn udp_datagrams_cross() {
+    if e2e::skip("udp_datagrams_cross") {
+        return;
+    }
+    let _g = e2e::serial();
+    let sw = start("vse2e-udp");
+    let server = e2e::in_netns("vse2e-udp-db", || {
+        let s = UdpSocket::bind("10.61.0.3:5002").expect("bind");
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 2048];
+        for _ in 0..10 {
+            let (n, from) = s.recv_from(&mut buf).expect("recv");
+            got.push(buf[..n].to_vec());
+            s.send_to(&buf[..n], from).expect("echo");
+        }
+        got
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let client = e2e::in_netns("vse2e-udp-web", || {
+        let s = UdpSocket::bind("10.61.0.2:0").expect("bind");
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut echoed = Vec::new();
+        let mut buf = [0u8; 2048];
+        for i in 0..10u8 {
+            let msg = vec![i; 100 + usize::from(i) * 100];
+            s.send_to(&msg, "10.61.0.3:5002").expect("send");
+            let n = s.recv(&mut buf).expect("echo back");
+            echoed.push(buf[..n].to_vec());
+        }
+        echoed
+    });
+    let echoed = client.join().expect("client");
+    let got = server.join().expect("server");
+    let want: Vec<Vec<u8>> = (0..10u8)
+        .map(|i| vec![i; 100 + usize::from(i) * 100])
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(echoed, want);
+    assert!(sw.stop().success());
+}
+
+#[test]
+fn teardown_and_restart_after_a_crash_leave_nothing_behind() {
+    if e2e::skip("teardown_and_restart_after_a_crash_leave_nothing_behind") {
+        return;
+    }
+    let _g = e2e::serial();
+    let name = "vse2e-crash";
+    let ns = namespaces(name);
+    let links_before = e2e::host_links();
+
+    // SIGKILL: namespaces stay behind, the TAPs go with the process.
+    let sw = start(name);
+    let pid = sw.pid();
+    sw.kill();
+    assert!(e2e::netns_list().contains(&ns[0]));
+
+    // A new run adopts the leftovers and forwards again.
+    let sw = Running::start(Path::new(BIN), name, &topo(name));
+    assert!(e2e::ping(&ns[0], "10.61.0.3", &[]), "after restart");
+    assert!(sw.stop().success());
+
+    let left = e2e::netns_list();
+    for n in &ns {
+        assert!(!left.contains(n), "namespace {n} left behind");
+    }
+    let links_after = e2e::host_links();
+    assert!(
+        !links_after
+            .iter()
+            .any(|l| l.starts_with(&format!("vs{pid}-"))),
+        "TAP left on the host"
+    );
+    assert_eq!(
+        links_before.len(),
+        links_after.len(),
+        "{links_before:?} vs {links_after:?}"
+    );
+}

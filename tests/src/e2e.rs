@@ -1,0 +1,197 @@
+//! End-to-end helpers: a real `vswitch run` process and real Linux network
+//! stacks in namespaces. Tests call `e2e::skip()` first: without root,
+//! /dev/net/tun or iproute2 they print why and pass without running.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Why end-to-end tests cannot run here, if they cannot.
+pub fn skip_reason() -> Option<String> {
+    if !vswitch::io::is_root() {
+        return Some("end-to-end tests need root".into());
+    }
+    if !Path::new("/dev/net/tun").exists() {
+        return Some("end-to-end tests need /dev/net/tun".into());
+    }
+    if Command::new("ip").arg("-V").output().is_err() {
+        return Some("end-to-end tests need iproute2's ip".into());
+    }
+    None
+}
+
+/// Prints the reason and returns true when the caller should skip.
+pub fn skip(test: &str) -> bool {
+    match skip_reason() {
+        Some(r) => {
+            eprintln!("skipping {test}: {r}");
+            true
+        }
+        None => false,
+    }
+}
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// End-to-end tests share the host's namespaces and two cores: one at a time.
+pub fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A `vswitch run` in the background, stopped with SIGTERM on drop.
+pub struct Running {
+    child: Option<Child>,
+    pub config: PathBuf,
+    pub stderr: PathBuf,
+}
+
+impl Running {
+    /// Writes `topo` to a file and starts `bin run` on it; waits for `ready`.
+    pub fn start(bin: &Path, name: &str, topo: &str) -> Running {
+        let dir = std::env::temp_dir().join(format!("vswitch-e2e-{name}"));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let config = dir.join("topo.toml");
+        std::fs::write(&config, topo).expect("write topo");
+        Running::start_file(bin, &config)
+    }
+
+    pub fn start_file(bin: &Path, config: &Path) -> Running {
+        let stderr = config.with_extension("stderr");
+        let err = std::fs::File::create(&stderr).expect("stderr file");
+        let mut child = Command::new(bin)
+            .args(["run", "--config"])
+            .arg(config)
+            .stdout(Stdio::piped())
+            .stderr(err)
+            .spawn()
+            .expect("spawn vswitch");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.starts_with("ready") {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        let running = Running {
+            child: Some(child),
+            config: config.to_owned(),
+            stderr,
+        };
+        if rx.recv_timeout(Duration::from_secs(30)).is_err() {
+            let log = std::fs::read_to_string(&running.stderr).unwrap_or_default();
+            panic!("vswitch never printed ready; stderr:\n{log}");
+        }
+        running
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, |c| c.id())
+    }
+
+    fn signal(&self, sig: &str) {
+        let _ = Command::new("kill")
+            .args([sig, &self.pid().to_string()])
+            .status();
+    }
+
+    /// SIGTERM, then waits for the exit status.
+    pub fn stop(mut self) -> ExitStatus {
+        self.signal("-TERM");
+        let mut child = self.child.take().expect("running");
+        wait_timeout(&mut child, Duration::from_secs(20))
+    }
+
+    /// SIGKILL: the switch gets no chance to clean up.
+    pub fn kill(mut self) {
+        self.signal("-KILL");
+        if let Some(mut c) = self.child.take() {
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            self.signal("-TERM");
+            wait_timeout(&mut c, Duration::from_secs(20));
+        }
+    }
+}
+
+fn wait_timeout(child: &mut Child, limit: Duration) -> ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Ok(Some(s)) = child.try_wait() {
+            return s;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            return child.wait().expect("wait");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs a command inside network namespace `ns`.
+pub fn exec(ns: &str, args: &[&str]) -> Output {
+    Command::new("ip")
+        .args(["netns", "exec", ns])
+        .args(args)
+        .output()
+        .expect("ip netns exec")
+}
+
+/// Pings `dst` from `ns`; true when every echo was answered.
+pub fn ping(ns: &str, dst: &str, extra: &[&str]) -> bool {
+    let mut args = vec!["ping", "-c", "3", "-i", "0.2", "-W", "1"];
+    args.extend_from_slice(extra);
+    args.push(dst);
+    exec(ns, &args).status.success()
+}
+
+/// Names of the host's network namespaces.
+pub fn netns_list() -> Vec<String> {
+    std::fs::read_dir("/run/netns")
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Names of the host's links (in the root namespace).
+pub fn host_links() -> Vec<String> {
+    std::fs::read_dir("/sys/class/net")
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Runs `f` on a thread inside namespace `ns` (sockets it opens live there).
+pub fn in_netns<T: Send + 'static>(
+    ns: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> JoinHandle<T> {
+    let ns = ns.to_owned();
+    std::thread::spawn(move || {
+        vswitch::io::netns::enter(&ns).unwrap_or_else(|e| panic!("enter netns {ns}: {e}"));
+        f()
+    })
+}
+
+/// Removes namespaces a failed earlier run may have left.
+pub fn remove_netns(names: &[&str]) {
+    for n in names {
+        let _ = Command::new("ip").args(["netns", "del", n]).status();
+    }
+}

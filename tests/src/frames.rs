@@ -1,0 +1,101 @@
+//! Builders for the frames tests push through the switch. They use the
+//! packet crate's representations, so what they build is what the switch
+//! itself would build.
+
+use std::net::Ipv4Addr;
+
+use packet::arp::{ArpOp, ArpRepr};
+use packet::ethernet::{ethertype, EthernetRepr, HEADER_LEN};
+use packet::icmpv4::Icmpv4Repr;
+use packet::ipv4::{protocol, Ipv4Repr};
+use packet::udp::UdpPacket;
+use packet::{MacAddr, VlanId};
+
+pub fn mac(s: &str) -> MacAddr {
+    s.parse().expect("test MAC")
+}
+
+pub fn ether(dst: MacAddr, src: MacAddr, ty: u16, payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![0u8; HEADER_LEN + payload.len()];
+    EthernetRepr {
+        dst,
+        src,
+        ethertype: ty,
+    }
+    .emit(&mut f[..HEADER_LEN]);
+    f[HEADER_LEN..].copy_from_slice(payload);
+    f
+}
+
+/// `frame` with an 802.1Q tag for `vid` inserted.
+pub fn tagged(mut frame: Vec<u8>, vid: u16) -> Vec<u8> {
+    packet::vlan::push_tag(&mut frame, VlanId::try_new(vid).expect("test VLAN"), 0);
+    frame
+}
+
+pub fn arp_request(src: MacAddr, src_ip: Ipv4Addr, target_ip: Ipv4Addr) -> Vec<u8> {
+    let mut a = [0u8; 28];
+    ArpRepr {
+        op: ArpOp::Request,
+        sender_mac: src,
+        sender_ip: src_ip,
+        target_mac: MacAddr::ZERO,
+        target_ip,
+    }
+    .emit(&mut a);
+    ether(MacAddr::BROADCAST, src, ethertype::ARP, &a)
+}
+
+fn ipv4(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, ttl: u8, payload: &[u8]) -> Vec<u8> {
+    let mut p = vec![0u8; Ipv4Repr::HEADER_LEN + payload.len()];
+    Ipv4Repr {
+        src,
+        dst,
+        protocol: proto,
+        ttl,
+        payload_len: payload.len(),
+        ident: 1,
+        dont_frag: true,
+        dscp_ecn: 0,
+    }
+    .emit(&mut p[..Ipv4Repr::HEADER_LEN]);
+    p[Ipv4Repr::HEADER_LEN..].copy_from_slice(payload);
+    p
+}
+
+/// An Ethernet frame carrying an ICMP echo request.
+pub fn ping(
+    src: (MacAddr, Ipv4Addr),
+    dst: (MacAddr, Ipv4Addr),
+    ident: u16,
+    seq_no: u16,
+    data: &[u8],
+) -> Vec<u8> {
+    let icmp = Icmpv4Repr::EchoRequest {
+        ident,
+        seq_no,
+        data,
+    };
+    let mut i = vec![0u8; icmp.buffer_len()];
+    icmp.emit(&mut i);
+    let ip = ipv4(src.1, dst.1, protocol::ICMP, 64, &i);
+    ether(dst.0, src.0, ethertype::IPV4, &ip)
+}
+
+/// An Ethernet frame carrying a UDP datagram with a correct checksum.
+pub fn udp(
+    src: (MacAddr, Ipv4Addr, u16),
+    dst: (MacAddr, Ipv4Addr, u16),
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut u = vec![0u8; 8 + payload.len()];
+    u[0..2].copy_from_slice(&src.2.to_be_bytes());
+    u[2..4].copy_from_slice(&dst.2.to_be_bytes());
+    let len = u.len() as u16;
+    u[4..6].copy_from_slice(&len.to_be_bytes());
+    u[8..].copy_from_slice(payload);
+    let mut view = UdpPacket::new_checked(&mut u[..]).expect("valid UDP");
+    view.fill_checksum_v4(src.1, dst.1);
+    let ip = ipv4(src.1, dst.1, protocol::UDP, 64, &u);
+    ether(dst.0, src.0, ethertype::IPV4, &ip)
+}

@@ -1,0 +1,296 @@
+//! The forwarding database: which port a MAC address was last seen on.
+//!
+//! Key: (network, VLAN, MAC). Each network is its own L2 domain and each VLAN
+//! inside it another, so the same MAC may be learned once per domain and
+//! domains never see each other's entries.
+//!
+//! Aging: a learned entry not refreshed for `aging` is treated as absent on
+//! lookup and removed by `expire`. Static entries never age and are never
+//! evicted or moved by learning.
+//!
+//! Eviction: the table holds at most `max` learned entries. When full, the
+//! least recently refreshed learned entry makes room (second-chance queue:
+//! refreshing an entry does not move it, the queue re-checks on eviction), so
+//! a MAC flood recycles the flood's own entries rather than growing memory.
+//!
+//! Owned by the pipeline; the I/O layer reaches it only through `Switch`.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+use packet::MacAddr;
+
+use crate::port::PortId;
+use crate::time::Timestamp;
+
+/// One L2 domain: a network and a VLAN inside it (0 = untagged).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
+pub struct Domain {
+    pub network: u16,
+    pub vlan: u16,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+struct Key {
+    domain: Domain,
+    mac: MacAddr,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub port: PortId,
+    pub last_seen: Timestamp,
+    pub is_static: bool,
+}
+
+/// What learning a source address did, for counters and traces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Learned {
+    New,
+    Refreshed,
+    Moved {
+        from: PortId,
+    },
+    /// A static entry names another port; learning does not override it.
+    StaticElsewhere,
+    /// The table is full of static entries; nothing could be evicted.
+    Full,
+}
+
+pub struct Fdb {
+    entries: HashMap<Key, Entry>,
+    order: VecDeque<(Key, Timestamp)>,
+    learned: usize,
+    max: usize,
+    aging: Duration,
+    evictions: u64,
+}
+
+impl Fdb {
+    pub fn new(max: usize, aging: Duration) -> Fdb {
+        Fdb {
+            entries: HashMap::with_capacity(max.min(4096)),
+            order: VecDeque::new(),
+            learned: 0,
+            max,
+            aging,
+            evictions: 0,
+        }
+    }
+
+    pub fn add_static(&mut self, domain: Domain, mac: MacAddr, port: PortId) {
+        let key = Key { domain, mac };
+        let old = self.entries.insert(
+            key,
+            Entry {
+                port,
+                last_seen: Timestamp::ZERO,
+                is_static: true,
+            },
+        );
+        if old.is_some_and(|e| !e.is_static) {
+            self.learned -= 1;
+        }
+    }
+
+    pub fn learn(&mut self, domain: Domain, mac: MacAddr, port: PortId, now: Timestamp) -> Learned {
+        let key = Key { domain, mac };
+        if let Some(e) = self.entries.get_mut(&key) {
+            if e.is_static {
+                return if e.port == port {
+                    Learned::Refreshed
+                } else {
+                    Learned::StaticElsewhere
+                };
+            }
+            let from = e.port;
+            e.port = port;
+            e.last_seen = now;
+            return if from == port {
+                Learned::Refreshed
+            } else {
+                Learned::Moved { from }
+            };
+        }
+        if self.learned >= self.max && !self.evict_one(now) {
+            return Learned::Full;
+        }
+        self.entries.insert(
+            key,
+            Entry {
+                port,
+                last_seen: now,
+                is_static: false,
+            },
+        );
+        self.order.push_back((key, now));
+        self.learned += 1;
+        Learned::New
+    }
+
+    /// The port for `mac` in `domain`, if learned and not aged out.
+    pub fn lookup(&self, domain: Domain, mac: MacAddr, now: Timestamp) -> Option<PortId> {
+        let e = self.entries.get(&Key { domain, mac })?;
+        (e.is_static || now.since(e.last_seen) <= self.aging).then_some(e.port)
+    }
+
+    /// Removes aged-out learned entries.
+    pub fn expire(&mut self, now: Timestamp) {
+        let aging = self.aging;
+        let before = self.entries.len();
+        self.entries
+            .retain(|_, e| e.is_static || now.since(e.last_seen) <= aging);
+        self.learned -= before - self.entries.len();
+        let entries = &self.entries;
+        self.order
+            .retain(|(k, _)| entries.get(k).is_some_and(|e| !e.is_static));
+    }
+
+    /// Forgets everything learned on `port` (the port went away or moved network).
+    pub fn flush_port(&mut self, port: PortId) {
+        let before = self.entries.len();
+        self.entries.retain(|_, e| e.is_static || e.port != port);
+        self.learned -= before - self.entries.len();
+    }
+
+    /// Drops the least recently refreshed learned entry. The queue holds each
+    /// key with the time it was queued; an entry refreshed since then gets a
+    /// second chance at the back of the queue.
+    fn evict_one(&mut self, now: Timestamp) -> bool {
+        // Every live learned entry is queued at most once, so one pass over
+        // the queue plus the re-queued ones bounds the loop.
+        let mut budget = self.order.len() * 2 + 1;
+        while let Some((key, queued)) = self.order.pop_front() {
+            budget -= 1;
+            match self.entries.get(&key) {
+                Some(e) if !e.is_static => {
+                    if e.last_seen > queued && budget > 0 && now.since(e.last_seen) <= self.aging {
+                        self.order.push_back((key, e.last_seen));
+                        continue;
+                    }
+                    self.entries.remove(&key);
+                    self.learned -= 1;
+                    self.evictions += 1;
+                    return true;
+                }
+                _ => continue,
+            }
+        }
+        false
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn evictions(&self) -> u64 {
+        self.evictions
+    }
+
+    /// Every entry, live or not yet expired, for listings.
+    pub fn iter(&self) -> impl Iterator<Item = (Domain, MacAddr, &Entry)> {
+        self.entries.iter().map(|(k, e)| (k.domain, k.mac, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const D: Domain = Domain {
+        network: 0,
+        vlan: 0,
+    };
+
+    fn mac(n: u32) -> MacAddr {
+        let b = n.to_be_bytes();
+        MacAddr([0x02, 0, b[0], b[1], b[2], b[3]])
+    }
+
+    #[test]
+    fn learn_lookup_move_and_age() {
+        let mut f = Fdb::new(16, Duration::from_secs(300));
+        let t0 = Timestamp::from_secs(10);
+        assert_eq!(f.learn(D, mac(1), PortId(1), t0), Learned::New);
+        assert_eq!(f.lookup(D, mac(1), t0), Some(PortId(1)));
+        assert_eq!(
+            f.lookup(
+                Domain {
+                    network: 1,
+                    vlan: 0
+                },
+                mac(1),
+                t0
+            ),
+            None
+        );
+        assert_eq!(
+            f.learn(D, mac(1), PortId(2), t0),
+            Learned::Moved { from: PortId(1) }
+        );
+        assert_eq!(
+            f.lookup(D, mac(1), Timestamp::from_secs(310)),
+            Some(PortId(2))
+        );
+        assert_eq!(f.lookup(D, mac(1), Timestamp::from_secs(311)), None);
+        f.expire(Timestamp::from_secs(311));
+        assert!(f.is_empty());
+    }
+
+    #[test]
+    fn full_table_evicts_least_recently_seen() {
+        let mut f = Fdb::new(3, Duration::from_secs(300));
+        for i in 0..3 {
+            f.learn(D, mac(i), PortId(1), Timestamp::from_secs(i as u64));
+        }
+        // mac(0) is refreshed, so mac(1) is the stalest.
+        f.learn(D, mac(0), PortId(1), Timestamp::from_secs(5));
+        assert_eq!(
+            f.learn(D, mac(9), PortId(2), Timestamp::from_secs(6)),
+            Learned::New
+        );
+        assert_eq!(f.len(), 3);
+        assert_eq!(f.lookup(D, mac(1), Timestamp::from_secs(6)), None);
+        assert!(f.lookup(D, mac(0), Timestamp::from_secs(6)).is_some());
+        assert_eq!(f.evictions(), 1);
+    }
+
+    #[test]
+    fn statics_win_and_never_age() {
+        let mut f = Fdb::new(1, Duration::from_secs(1));
+        f.add_static(D, mac(1), PortId(3));
+        assert_eq!(
+            f.learn(D, mac(1), PortId(2), Timestamp::from_secs(1)),
+            Learned::StaticElsewhere
+        );
+        f.expire(Timestamp::from_secs(1000));
+        assert_eq!(
+            f.lookup(D, mac(1), Timestamp::from_secs(1000)),
+            Some(PortId(3))
+        );
+        // The one learned slot still works beside the static entry.
+        assert_eq!(
+            f.learn(D, mac(2), PortId(2), Timestamp::from_secs(1)),
+            Learned::New
+        );
+        assert_eq!(
+            f.learn(D, mac(3), PortId(2), Timestamp::from_secs(1)),
+            Learned::New
+        );
+        assert_eq!(f.len(), 2);
+    }
+
+    #[test]
+    fn flood_of_sources_stays_bounded() {
+        let mut f = Fdb::new(100, Duration::from_secs(300));
+        for i in 0..50_000 {
+            f.learn(D, mac(i), PortId(1), Timestamp::from_nanos(i as u64));
+        }
+        assert_eq!(f.len(), 100);
+        assert!(f.order.len() <= 200);
+    }
+}

@@ -1,0 +1,141 @@
+//! The poll loop: waits on every port's descriptor, drains each ready one in
+//! batches through `Switch::process`, and writes what the pipeline emits. It
+//! holds no policy; every decision is the pipeline's.
+
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::{Duration, Instant};
+
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+
+use crate::output::Output;
+use crate::port::PortId;
+use crate::switch::Switch;
+use crate::time::Timestamp;
+
+use super::afpacket::HEADROOM;
+use super::lab::Device;
+
+/// Frames taken from one descriptor before the others get a turn.
+const BUDGET: usize = 64;
+/// Large enough for a 64 KB GSO frame plus headroom.
+const BUF_LEN: usize = 65536 + 256;
+/// How often time-driven housekeeping (FDB aging) runs.
+const TICK: Duration = Duration::from_secs(1);
+
+impl Device {
+    fn fd(&self) -> RawFd {
+        match self {
+            Device::Tap(t) => t.as_raw_fd(),
+            Device::Packet(p) => p.as_raw_fd(),
+        }
+    }
+
+    fn recv(&self, buf: &mut [u8]) -> io::Result<std::ops::Range<usize>> {
+        match self {
+            Device::Tap(t) => t.recv(&mut buf[HEADROOM..]).map(|n| HEADROOM..HEADROOM + n),
+            Device::Packet(p) => p.recv(buf),
+        }
+    }
+
+    fn send(&self, parts: &[&[u8]]) -> io::Result<usize> {
+        match self {
+            Device::Tap(t) => t.send(parts),
+            Device::Packet(p) => p.send(parts),
+        }
+    }
+}
+
+/// Errors the I/O layer met on its own, outside the pipeline's counters.
+#[derive(Default, Debug, Clone, Copy)]
+pub struct IoStats {
+    pub rx_errors: u64,
+    pub tx_errors: u64,
+}
+
+/// Forwards until `stop` (a descriptor that becomes readable on a stop
+/// signal) fires.
+pub fn run(switch: &mut Switch, devices: &[Device], stop: RawFd) -> io::Result<IoStats> {
+    let mut poll = Poll::new()?;
+    let stop_token = Token(devices.len());
+    for (i, d) in devices.iter().enumerate() {
+        poll.registry()
+            .register(&mut SourceFd(&d.fd()), Token(i), Interest::READABLE)?;
+    }
+    poll.registry()
+        .register(&mut SourceFd(&stop), stop_token, Interest::READABLE)?;
+
+    let origin = Instant::now();
+    let now = || Timestamp::from_nanos(origin.elapsed().as_nanos() as u64);
+    let mut events = Events::with_capacity(256);
+    let mut ready = vec![false; devices.len()];
+    let mut buf = vec![0u8; BUF_LEN];
+    let mut out = Output::new();
+    let mut stats = IoStats::default();
+    let mut last_tick = Instant::now();
+
+    loop {
+        let busy = ready.iter().any(|&r| r);
+        let timeout = if busy { Duration::ZERO } else { TICK };
+        if let Err(e) = poll.poll(&mut events, Some(timeout)) {
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        for ev in events.iter() {
+            if ev.token() == stop_token {
+                return Ok(stats);
+            }
+            if let Some(r) = ready.get_mut(ev.token().0) {
+                *r = true;
+            }
+        }
+        for (i, dev) in devices.iter().enumerate() {
+            if !ready[i] {
+                continue;
+            }
+            // Edge-triggered: a descriptor stays ready until it says WouldBlock.
+            for _ in 0..BUDGET {
+                let range = match dev.recv(&mut buf) {
+                    Ok(r) => r,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        ready[i] = false;
+                        break;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        stats.rx_errors += 1;
+                        tracing::debug!("receive on port {i}: {e}");
+                        ready[i] = false;
+                        break;
+                    }
+                };
+                out.clear();
+                let frame = &mut buf[range];
+                switch.process(now(), PortId(i as u16), frame, &mut out);
+                transmit(devices, &out, frame, &mut stats);
+            }
+        }
+        if last_tick.elapsed() >= TICK {
+            switch.expire(now());
+            last_tick = Instant::now();
+        }
+    }
+}
+
+fn transmit(devices: &[Device], out: &Output, frame: &[u8], stats: &mut IoStats) {
+    let mut tag = [0u8; 4];
+    for e in out.emits() {
+        let Some(dev) = devices.get(e.port.index()) else {
+            continue;
+        };
+        let parts = out.parts(e, frame, &mut tag);
+        if let Err(err) = dev.send(&parts) {
+            // A full queue or a downed peer interface drops the frame, like a NIC would.
+            stats.tx_errors += 1;
+            tracing::trace!("send on port {}: {err}", e.port);
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! The I/O layer: devices, namespaces and the poll loop. The only place that
+//! makes system calls, and the only place with `unsafe`.
+
+pub mod afpacket;
+pub mod datapath;
+pub mod lab;
+pub mod netns;
+pub mod notify;
+pub mod stop;
+mod sys;
+pub mod tap;
+
+/// Whether we run as root, which building namespaces and TAPs needs.
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}

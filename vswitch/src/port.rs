@@ -1,0 +1,108 @@
+//! Ports as the pipeline sees them: identity, L2 membership and counters.
+//! How a port moves bytes (TAP, AF_PACKET) is the I/O layer's business.
+
+use core::fmt;
+use std::net::Ipv4Addr;
+
+use packet::MacAddr;
+
+use crate::stats::PortStats;
+
+/// Index of a port in the switch, stable for the switch's lifetime.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Default)]
+pub struct PortId(pub u16);
+
+impl PortId {
+    pub fn index(self) -> usize {
+        usize::from(self.0)
+    }
+}
+
+impl fmt::Display for PortId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// The VLANs a port carries. VLAN 0 is the untagged domain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VlanMembership {
+    /// Frames arriving untagged (or priority-tagged) belong to this VLAN and
+    /// leave this port untagged.
+    pub access: u16,
+    /// VLANs carried tagged, as a 4096-bit set.
+    trunk: Box<[u64; 64]>,
+}
+
+/// How a frame of a given VLAN leaves a port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Egress {
+    Untagged,
+    Tagged(u16),
+}
+
+impl VlanMembership {
+    pub fn new(access: u16, trunk: impl IntoIterator<Item = u16>) -> VlanMembership {
+        let mut set = Box::new([0u64; 64]);
+        for v in trunk {
+            let v = usize::from(v & 0x0fff);
+            set[v / 64] |= 1 << (v % 64);
+        }
+        VlanMembership { access, trunk: set }
+    }
+
+    pub fn carries_tagged(&self, vlan: u16) -> bool {
+        let v = usize::from(vlan & 0x0fff);
+        self.trunk[v / 64] & (1 << (v % 64)) != 0
+    }
+
+    /// The VLAN a frame belongs to given its outermost tag, or `None` when
+    /// the port does not accept that VLAN.
+    pub fn ingress(&self, tag: Option<u16>) -> Option<u16> {
+        match tag {
+            None | Some(0) => Some(self.access),
+            Some(v) if self.carries_tagged(v) => Some(v),
+            Some(_) => None,
+        }
+    }
+
+    /// How a frame in `vlan` leaves this port, or `None` when it may not.
+    pub fn egress(&self, vlan: u16) -> Option<Egress> {
+        if vlan == self.access {
+            Some(Egress::Untagged)
+        } else if self.carries_tagged(vlan) {
+            Some(Egress::Tagged(vlan))
+        } else {
+            None
+        }
+    }
+}
+
+/// A port's identity and state inside the pipeline.
+pub struct Port {
+    pub name: String,
+    pub network: u16,
+    pub vlans: VlanMembership,
+    /// The endpoint's configured address, when it has one.
+    pub mac: MacAddr,
+    pub ip: Option<Ipv4Addr>,
+    pub stats: PortStats,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn access_and_trunk() {
+        let m = VlanMembership::new(10, [20, 30]);
+        assert_eq!(m.ingress(None), Some(10));
+        assert_eq!(m.ingress(Some(0)), Some(10));
+        assert_eq!(m.ingress(Some(20)), Some(20));
+        assert_eq!(m.ingress(Some(10)), None);
+        assert_eq!(m.ingress(Some(40)), None);
+        assert_eq!(m.egress(10), Some(Egress::Untagged));
+        assert_eq!(m.egress(30), Some(Egress::Tagged(30)));
+        assert_eq!(m.egress(40), None);
+    }
+}

@@ -1,0 +1,102 @@
+//! Counters. Every drop has a reason, counted on the port the frame came in by.
+
+use core::fmt;
+
+/// Why the pipeline dropped a frame.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum DropReason {
+    /// The frame failed to parse: truncated or lying headers.
+    Malformed,
+    /// A tagged frame whose VLAN the ingress port does not carry.
+    VlanNotAllowed,
+    /// Source MAC is multicast, broadcast or zero.
+    BadSourceMac,
+    /// The destination was learned on the port the frame came in by.
+    SameSegment,
+    /// No other port of the L2 domain to deliver to.
+    NoEgress,
+    /// Addressed to the gateway, but nothing there handles it.
+    NotForUs,
+    /// Addressed to the gateway for another subnet, and routing is off.
+    NoRoute,
+    /// The FDB is full of static entries and learning failed.
+    FdbFull,
+}
+
+impl DropReason {
+    pub const ALL: [DropReason; 8] = [
+        DropReason::Malformed,
+        DropReason::VlanNotAllowed,
+        DropReason::BadSourceMac,
+        DropReason::SameSegment,
+        DropReason::NoEgress,
+        DropReason::NotForUs,
+        DropReason::NoRoute,
+        DropReason::FdbFull,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::Malformed => "malformed",
+            DropReason::VlanNotAllowed => "vlan_not_allowed",
+            DropReason::BadSourceMac => "bad_source_mac",
+            DropReason::SameSegment => "same_segment",
+            DropReason::NoEgress => "no_egress",
+            DropReason::NotForUs => "not_for_us",
+            DropReason::NoRoute => "no_route",
+            DropReason::FdbFull => "fdb_full",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for DropReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Per-port packet and byte counters, plus drops by reason.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PortStats {
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    drops: [u64; DropReason::ALL.len()],
+}
+
+impl PortStats {
+    pub fn rx(&mut self, bytes: usize) {
+        self.rx_packets += 1;
+        self.rx_bytes += bytes as u64;
+    }
+
+    pub fn tx(&mut self, bytes: usize) {
+        self.tx_packets += 1;
+        self.tx_bytes += bytes as u64;
+    }
+
+    pub fn drop(&mut self, reason: DropReason) {
+        self.drops[reason.index()] += 1;
+    }
+
+    pub fn drops(&self, reason: DropReason) -> u64 {
+        self.drops[reason.index()]
+    }
+
+    pub fn total_drops(&self) -> u64 {
+        self.drops.iter().sum()
+    }
+
+    /// Reasons with a non-zero count.
+    pub fn drop_counts(&self) -> impl Iterator<Item = (DropReason, u64)> + '_ {
+        DropReason::ALL
+            .into_iter()
+            .map(|r| (r, self.drops(r)))
+            .filter(|&(_, n)| n > 0)
+    }
+}
