@@ -246,3 +246,64 @@ fn teardown_and_restart_after_a_crash_leave_nothing_behind() {
         "{links_before:?} vs {links_after:?}"
     );
 }
+
+#[test]
+fn afpacket_port_bridges_a_host_interface() {
+    if e2e::skip("afpacket_port_bridges_a_host_interface") {
+        return;
+    }
+    let _g = e2e::serial();
+    let name = "vse2e-afp";
+    let lan = format!("{name}-lan");
+    e2e::remove_netns(&[&lan]);
+    let _ = std::process::Command::new("ip")
+        .args(["link", "del", "vse2e-afp0"])
+        .status();
+    // A "LAN host" behind a veth whose host end the switch opens with AF_PACKET.
+    let ip = |args: &[&str]| {
+        let st = std::process::Command::new("ip")
+            .args(args)
+            .status()
+            .expect("ip");
+        assert!(st.success(), "ip {args:?}");
+    };
+    ip(&["netns", "add", &lan]);
+    ip(&[
+        "link",
+        "add",
+        "vse2e-afp0",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "eth0",
+        "netns",
+        &lan,
+    ]);
+    ip(&["-n", &lan, "link", "set", "eth0", "up"]);
+    ip(&["-n", &lan, "addr", "add", "10.61.0.9/24", "dev", "eth0"]);
+    let topo = format!(
+        "{}\n[[port]]\nname = \"lan\"\nnetwork = \"front\"\nkind = \"afpacket\"\ninterface = \"vse2e-afp0\"\n",
+        topo(name)
+    );
+    e2e::remove_netns(
+        &namespaces(name)
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    let sw = Running::start(Path::new(BIN), name, &topo);
+    assert!(e2e::ping(&lan, "10.61.0.2", &[]), "lan -> web");
+    assert!(
+        e2e::ping(&format!("{name}-db"), "10.61.0.9", &[]),
+        "db -> lan"
+    );
+    assert!(e2e::ping(&lan, "10.61.0.1", &[]), "lan -> gateway");
+    assert!(sw.stop().success());
+    // The host interface is the user's: the switch leaves it in place.
+    assert!(e2e::host_links().contains(&"vse2e-afp0".to_owned()));
+    let _ = std::process::Command::new("ip")
+        .args(["link", "del", "vse2e-afp0"])
+        .status();
+    e2e::remove_netns(&[&lan]);
+}
