@@ -2,6 +2,7 @@
 //! else lives in the `vswitch` library.
 
 mod check;
+mod remote;
 mod run;
 
 use std::path::PathBuf;
@@ -34,6 +35,10 @@ enum Command {
         #[arg(long, short = 'c')]
         config: PathBuf,
     },
+    /// The running switch's MAC table, `bridge fdb show` style.
+    Fdb(remote::Target),
+    /// The running switch's per-port packet, byte and drop counters.
+    Stats(remote::Target),
 }
 
 fn main() -> ExitCode {
@@ -47,5 +52,7 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Run { config } => run::run(&config),
         Command::Check { config } => check::check(&config),
+        Command::Fdb(t) => remote::ask(&t, "fdb"),
+        Command::Stats(t) => remote::ask(&t, "stats"),
     }
 }

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-use vswitch::io::{self, datapath, lab::Lab, notify, stop::StopSignal};
+use vswitch::io::{self, control::ControlServer, datapath, lab::Lab, notify, stop::StopSignal};
 use vswitch::Switch;
 
 pub fn run(path: &Path) -> ExitCode {
@@ -27,6 +27,10 @@ pub fn run(path: &Path) -> ExitCode {
         Ok(l) => l,
         Err(e) => return fail(&e.to_string()),
     };
+    let control = match ControlServer::bind(&cfg.switch.name) {
+        Ok(c) => c,
+        Err(e) => return fail(&format!("cannot create the control socket: {e}")),
+    };
     let mut switch = Switch::new(&cfg);
     println!(
         "ready: switch {} forwarding on {} port(s)",
@@ -37,7 +41,7 @@ pub fn run(path: &Path) -> ExitCode {
     if let Err(e) = notify::ready() {
         tracing::warn!("cannot notify readiness: {e}");
     }
-    let result = datapath::run(&mut switch, &lab.devices, stop.fd());
+    let result = datapath::run(&mut switch, &lab.devices, &control, stop.fd());
     lab.teardown();
     match result {
         Ok(_) => ExitCode::SUCCESS,

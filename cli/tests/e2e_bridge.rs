@@ -307,3 +307,46 @@ fn afpacket_port_bridges_a_host_interface() {
         .status();
     e2e::remove_netns(&[&lan]);
 }
+
+#[test]
+fn control_socket_answers_fdb_and_stats() {
+    if e2e::skip("control_socket_answers_fdb_and_stats") {
+        return;
+    }
+    let _g = e2e::serial();
+    let name = "vse2e-ctl";
+    let sw = start(name);
+    assert!(e2e::ping(&format!("{name}-web"), "10.61.0.3", &[]));
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(BIN)
+            .args(args)
+            .output()
+            .expect("run vswitch");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8")
+    };
+    let fdb = run(&["fdb", "--name", name]);
+    assert!(
+        fdb.contains("02:42:0a:3d:00:02 dev web master front"),
+        "{fdb}"
+    );
+    assert!(
+        fdb.contains("02:42:0a:3d:00:03 dev db master front"),
+        "{fdb}"
+    );
+    let stats: serde_json::Value =
+        serde_json::from_str(&run(&["stats", "--name", name, "--json"])).expect("json");
+    let web = &stats["ports"][0];
+    assert_eq!(web["port"], "web");
+    assert!(web["rx_packets"].as_u64().unwrap_or(0) >= 3, "{stats}");
+    let sock = format!("/run/vswitch/{name}.sock");
+    let mode =
+        std::fs::metadata(&sock).map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()));
+    assert_eq!(mode.ok().map(|m| m & 0o777), Some(0o600));
+    assert!(sw.stop().success());
+    assert!(!Path::new(&sock).exists(), "socket left behind");
+}

@@ -4,6 +4,7 @@
 //! it; `config` turns topo.toml into the validated configuration both use.
 
 pub mod config;
+pub mod control;
 pub mod fdb;
 pub mod gateway;
 pub mod io;

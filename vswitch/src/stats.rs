@@ -100,3 +100,10 @@ impl PortStats {
             .filter(|&(_, n)| n > 0)
     }
 }
+
+/// Errors the I/O layer met on its own, outside the pipeline's counters.
+#[derive(Default, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IoStats {
+    pub rx_errors: u64,
+    pub tx_errors: u64,
+}

@@ -11,10 +11,12 @@ use mio::{Events, Interest, Poll, Token};
 
 use crate::output::Output;
 use crate::port::PortId;
+use crate::stats::IoStats;
 use crate::switch::Switch;
 use crate::time::Timestamp;
 
 use super::afpacket::HEADROOM;
+use super::control::ControlServer;
 use super::lab::Device;
 
 /// Frames taken from one descriptor before the others get a turn.
@@ -47,24 +49,28 @@ impl Device {
     }
 }
 
-/// Errors the I/O layer met on its own, outside the pipeline's counters.
-#[derive(Default, Debug, Clone, Copy)]
-pub struct IoStats {
-    pub rx_errors: u64,
-    pub tx_errors: u64,
-}
-
 /// Forwards until `stop` (a descriptor that becomes readable on a stop
-/// signal) fires.
-pub fn run(switch: &mut Switch, devices: &[Device], stop: RawFd) -> io::Result<IoStats> {
+/// signal) fires, answering control requests between batches.
+pub fn run(
+    switch: &mut Switch,
+    devices: &[Device],
+    control: &ControlServer,
+    stop: RawFd,
+) -> io::Result<IoStats> {
     let mut poll = Poll::new()?;
     let stop_token = Token(devices.len());
+    let control_token = Token(devices.len() + 1);
     for (i, d) in devices.iter().enumerate() {
         poll.registry()
             .register(&mut SourceFd(&d.fd()), Token(i), Interest::READABLE)?;
     }
     poll.registry()
         .register(&mut SourceFd(&stop), stop_token, Interest::READABLE)?;
+    poll.registry().register(
+        &mut SourceFd(&control.fd()),
+        control_token,
+        Interest::READABLE,
+    )?;
 
     let origin = Instant::now();
     let now = || Timestamp::from_nanos(origin.elapsed().as_nanos() as u64);
@@ -87,6 +93,10 @@ pub fn run(switch: &mut Switch, devices: &[Device], stop: RawFd) -> io::Result<I
         for ev in events.iter() {
             if ev.token() == stop_token {
                 return Ok(stats);
+            }
+            if ev.token() == control_token {
+                control.serve(switch, &stats, now());
+                continue;
             }
             if let Some(r) = ready.get_mut(ev.token().0) {
                 *r = true;

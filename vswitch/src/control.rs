@@ -1,0 +1,116 @@
+//! Requests a running switch answers over its control socket, rendered here
+//! without any I/O so they can be tested directly. A request is one line of
+//! words, like the command line that sent it (`fdb --json`); the answer is
+//! text or JSON, or an error sentence.
+
+use std::fmt::Write as _;
+
+use serde_json::json;
+
+use crate::stats::IoStats;
+use crate::switch::Switch;
+use crate::time::Timestamp;
+
+/// Largest request accepted; anything longer is refused, not buffered.
+pub const MAX_REQUEST: usize = 64 * 1024;
+
+/// Answers one request line. `Err` is a one-sentence error for the client.
+pub fn respond(switch: &Switch, io: &IoStats, now: Timestamp, line: &str) -> Result<String, String> {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let json = words.contains(&"--json");
+    let args: Vec<&str> = words.iter().copied().filter(|w| *w != "--json").collect();
+    match args.as_slice() {
+        ["fdb"] => Ok(fdb(switch, now, json)),
+        ["stats"] => Ok(stats(switch, io, json)),
+        [] => Err("empty request".into()),
+        [cmd, ..] => Err(format!("unknown request {cmd:?}")),
+    }
+}
+
+/// The MAC table, `bridge fdb show` style.
+fn fdb(switch: &Switch, now: Timestamp, json: bool) -> String {
+    let mut rows: Vec<_> = switch
+        .fdb()
+        .iter()
+        .filter_map(|(domain, mac, e)| {
+            let port = switch.port(e.port)?;
+            let net = switch.networks().get(usize::from(domain.network))?;
+            let age = now.since(e.last_seen).as_secs();
+            Some((net.name.as_str(), domain.vlan, mac, port.name.as_str(), e.is_static, age))
+        })
+        .collect();
+    rows.sort();
+    if json {
+        let v: Vec<_> = rows
+            .iter()
+            .map(|(net, vlan, mac, port, st, age)| {
+                json!({"mac": mac.to_string(), "port": port, "network": net, "vlan": vlan,
+                       "static": st, "age_secs": if *st { None } else { Some(age) }})
+            })
+            .collect();
+        return format!("{}\n", serde_json::Value::Array(v));
+    }
+    let mut s = String::new();
+    for (net, vlan, mac, port, st, age) in rows {
+        let _ = write!(s, "{mac} dev {port}");
+        if vlan != 0 {
+            let _ = write!(s, " vlan {vlan}");
+        }
+        let _ = write!(s, " master {net}");
+        if st {
+            s.push_str(" static");
+        } else {
+            let _ = write!(s, " age {age}s");
+        }
+        s.push('\n');
+    }
+    s
+}
+
+/// Per-port counters and drops by reason.
+fn stats(switch: &Switch, io: &IoStats, json: bool) -> String {
+    if json {
+        let ports: Vec<_> = switch
+            .ports()
+            .iter()
+            .map(|p| {
+                let drops: serde_json::Map<_, _> = p
+                    .stats
+                    .drop_counts()
+                    .map(|(r, n)| (r.as_str().to_owned(), json!(n)))
+                    .collect();
+                json!({"port": p.name, "rx_packets": p.stats.rx_packets, "rx_bytes": p.stats.rx_bytes,
+                       "tx_packets": p.stats.tx_packets, "tx_bytes": p.stats.tx_bytes, "drops": drops})
+            })
+            .collect();
+        let v = json!({"ports": ports, "io": {"rx_errors": io.rx_errors, "tx_errors": io.tx_errors}});
+        return format!("{v}\n");
+    }
+    let mut s = format!(
+        "{:<16} {:>12} {:>14} {:>12} {:>14} {:>10}\n",
+        "port", "rx_packets", "rx_bytes", "tx_packets", "tx_bytes", "drops"
+    );
+    for p in switch.ports() {
+        let st = &p.stats;
+        let _ = writeln!(
+            s,
+            "{:<16} {:>12} {:>14} {:>12} {:>14} {:>10}",
+            p.name,
+            st.rx_packets,
+            st.rx_bytes,
+            st.tx_packets,
+            st.tx_bytes,
+            st.total_drops()
+        );
+        let reasons: Vec<String> = st.drop_counts().map(|(r, n)| format!("{r}={n}")).collect();
+        if !reasons.is_empty() {
+            let _ = writeln!(s, "  drops: {}", reasons.join(" "));
+        }
+    }
+    let _ = writeln!(
+        s,
+        "io: rx_errors={} tx_errors={}",
+        io.rx_errors, io.tx_errors
+    );
+    s
+}
