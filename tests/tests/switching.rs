@@ -303,3 +303,160 @@ fn malformed_frames_are_counted_and_dropped() {
     // And the switch still forwards.
     assert_eq!(h.send("a", &good).verdict, Verdict::Forwarded(2));
 }
+
+const TWO_NETWORKS: &str = r#"
+[[network]]
+name = "front"
+subnet = "10.10.0.0/24"
+
+[[network]]
+name = "back"
+subnet = "10.20.0.0/24"
+
+[[port]]
+name = "a"
+network = "front"
+ip = "10.10.0.2"
+
+[[port]]
+name = "b"
+network = "front"
+ip = "10.10.0.3"
+
+[[port]]
+name = "lan"
+network = "front"
+kind = "afpacket"
+interface = "veth-lan"
+
+[[port]]
+name = "x"
+network = "back"
+ip = "10.20.0.2"
+"#;
+
+fn gw_mac(s: &str) -> MacAddr {
+    MacAddr::from_ipv4(ip(s))
+}
+
+fn with_ttl(mut frame: Vec<u8>, ttl: u8) -> Vec<u8> {
+    let mut p = Ipv4Packet::new_checked(&mut frame[14..]).unwrap();
+    p.set_ttl(ttl);
+    p.fill_checksum();
+    frame
+}
+
+#[test]
+fn routes_through_the_gateway_with_ttl_and_macs_rewritten() {
+    let mut h = Harness::new("route_same_net", TWO_NETWORKS);
+    // a sends to b's address but to the gateway's MAC, as a host with a
+    // route via the gateway would.
+    let f = udp(
+        (mac(A), ip("10.10.0.2"), 1000),
+        (gw_mac("10.10.0.1"), ip("10.10.0.3"), 2000),
+        b"routed",
+    );
+    h.send("b", &unicast(A, B)); // b is learned on its port
+    let s = h.send("a", &f);
+    assert_eq!(s.verdict, Verdict::Forwarded(1));
+    assert_eq!(s.ports(), ["b"]);
+    let mut want = f.clone();
+    want[0..6].copy_from_slice(&mac(B).0);
+    want[6..12].copy_from_slice(&gw_mac("10.10.0.1").0);
+    let want = with_ttl(want, 63);
+    assert_eq!(s.frames[0].1, want);
+}
+
+#[test]
+fn ttl_one_gets_time_exceeded() {
+    let mut h = Harness::new("route_ttl", TWO_NETWORKS);
+    let f = with_ttl(
+        ping(
+            (mac(A), ip("10.10.0.2")),
+            (gw_mac("10.10.0.1"), ip("10.10.0.3")),
+            9,
+            1,
+            b"t",
+        ),
+        1,
+    );
+    let s = h.send("a", &f);
+    assert_eq!(s.verdict, Verdict::Dropped(DropReason::TtlExceeded));
+    assert_eq!(s.ports(), ["a"]);
+    let reply = &s.frames[0].1;
+    let p = Parsed::parse(reply).unwrap();
+    let ipv4 = Ipv4Packet::new_checked(&reply[p.l3_offset..]).unwrap();
+    assert_eq!(ipv4.src_addr(), ip("10.10.0.1"));
+    assert_eq!(ipv4.dst_addr(), ip("10.10.0.2"));
+    let icmp = Icmpv4Packet::new_checked(ipv4.payload()).unwrap();
+    assert!(icmp.verify_checksum());
+    assert_eq!((icmp.msg_type(), icmp.code()), (msg::TIME_EXCEEDED, 0));
+    // The quote is the offending packet's IP header and what follows it.
+    assert_eq!(icmp.data(), &f[14..]);
+}
+
+#[test]
+fn networks_are_isolated_at_l3_by_default() {
+    let mut h = Harness::new("route_isolated", TWO_NETWORKS);
+    let f = ping(
+        (mac(A), ip("10.10.0.2")),
+        (gw_mac("10.10.0.1"), ip("10.20.0.2")),
+        1,
+        1,
+        b"",
+    );
+    let s = h.send("a", &f);
+    assert_eq!(s.verdict, Verdict::Dropped(DropReason::Isolated));
+    assert!(s.frames.is_empty());
+    let f = ping(
+        (mac(A), ip("10.10.0.2")),
+        (gw_mac("10.10.0.1"), ip("192.0.2.1")),
+        1,
+        1,
+        b"",
+    );
+    assert_eq!(
+        h.send("a", &f).verdict,
+        Verdict::Dropped(DropReason::NoRoute)
+    );
+    assert_eq!(h.stats("a").drops(DropReason::Isolated), 1);
+}
+
+#[test]
+fn unknown_next_hop_is_asked_for_then_learned() {
+    let mut h = Harness::new("route_arp", TWO_NETWORKS);
+    let lan_mac = mac("02:00:00:00:00:77");
+    let f = udp(
+        (mac(A), ip("10.10.0.2"), 1),
+        (gw_mac("10.10.0.1"), ip("10.10.0.77"), 2),
+        b"?",
+    );
+    let s = h.send("a", &f);
+    assert_eq!(s.verdict, Verdict::Dropped(DropReason::NeighbourUnresolved));
+    // The gateway broadcast "who has 10.10.0.77" to every port of the network.
+    assert_eq!(s.ports(), ["a", "b", "lan"]);
+    let p = Parsed::parse(&s.frames[2].1).unwrap();
+    let L3::Arp(req) = p.l3 else {
+        panic!("not ARP")
+    };
+    assert_eq!(
+        (req.sender_ip, req.target_ip),
+        (ip("10.10.0.1"), ip("10.10.0.77"))
+    );
+    // The LAN host answers; the reply is the gateway's, not flooded.
+    let mut a = [0u8; 28];
+    packet::arp::ArpRepr {
+        op: packet::arp::ArpOp::Reply,
+        sender_mac: lan_mac,
+        sender_ip: ip("10.10.0.77"),
+        target_mac: gw_mac("10.10.0.1"),
+        target_ip: ip("10.10.0.1"),
+    }
+    .emit(&mut a);
+    let s = h.send("lan", &ether(gw_mac("10.10.0.1"), lan_mac, 0x0806, &a));
+    assert_eq!(s.verdict, Verdict::Local);
+    // The retry is routed to the LAN host.
+    let s = h.send("a", &f);
+    assert_eq!(s.ports(), ["lan"]);
+    assert_eq!(&s.frames[0].1[0..6], &lan_mac.0);
+}

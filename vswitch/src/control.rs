@@ -15,7 +15,12 @@ use crate::time::Timestamp;
 pub const MAX_REQUEST: usize = 64 * 1024;
 
 /// Answers one request line. `Err` is a one-sentence error for the client.
-pub fn respond(switch: &Switch, io: &IoStats, now: Timestamp, line: &str) -> Result<String, String> {
+pub fn respond(
+    switch: &Switch,
+    io: &IoStats,
+    now: Timestamp,
+    line: &str,
+) -> Result<String, String> {
     let words: Vec<&str> = line.split_whitespace().collect();
     let json = words.contains(&"--json");
     let args: Vec<&str> = words.iter().copied().filter(|w| *w != "--json").collect();
@@ -36,7 +41,14 @@ fn fdb(switch: &Switch, now: Timestamp, json: bool) -> String {
             let port = switch.port(e.port)?;
             let net = switch.networks().get(usize::from(domain.network))?;
             let age = now.since(e.last_seen).as_secs();
-            Some((net.name.as_str(), domain.vlan, mac, port.name.as_str(), e.is_static, age))
+            Some((
+                net.name.as_str(),
+                domain.vlan,
+                mac,
+                port.name.as_str(),
+                e.is_static,
+                age,
+            ))
         })
         .collect();
     rows.sort();
@@ -83,7 +95,8 @@ fn stats(switch: &Switch, io: &IoStats, json: bool) -> String {
                        "tx_packets": p.stats.tx_packets, "tx_bytes": p.stats.tx_bytes, "drops": drops})
             })
             .collect();
-        let v = json!({"ports": ports, "io": {"rx_errors": io.rx_errors, "tx_errors": io.tx_errors}});
+        let v =
+            json!({"ports": ports, "io": {"rx_errors": io.rx_errors, "tx_errors": io.tx_errors}});
         return format!("{v}\n");
     }
     let mut s = format!(

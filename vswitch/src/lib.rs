@@ -9,6 +9,7 @@ pub mod fdb;
 pub mod gateway;
 pub mod io;
 pub mod ipam;
+pub mod neigh;
 pub mod output;
 pub mod pcap;
 pub mod port;

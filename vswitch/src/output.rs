@@ -96,6 +96,15 @@ impl Output {
         range
     }
 
+    /// Sends a frame already built in the arena to another port too.
+    pub(crate) fn again(&mut self, port: PortId, tag: TagEdit, range: Range<usize>) {
+        self.emits.push(Emit {
+            port,
+            payload: Payload::Built(range),
+            tag,
+        });
+    }
+
     /// The frame `e` sends, as up to three slices to write in order.
     /// `tag` is scratch space for an inserted tag.
     pub fn parts<'a>(&'a self, e: &Emit, ingress: &'a [u8], tag: &'a mut [u8; 4]) -> [&'a [u8]; 3] {

@@ -17,14 +17,20 @@ pub enum DropReason {
     NoEgress,
     /// Addressed to the gateway, but nothing there handles it.
     NotForUs,
-    /// Addressed to the gateway for another subnet, and routing is off.
+    /// Routed to an address no network holds.
     NoRoute,
     /// The FDB is full of static entries and learning failed.
     FdbFull,
+    /// Routed with TTL 1 (answered with ICMP time exceeded).
+    TtlExceeded,
+    /// Between networks, which are isolated unless a rule allows it.
+    Isolated,
+    /// Routed to an address nobody answered ARP for yet (the gateway asked).
+    NeighbourUnresolved,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 8] = [
+    pub const ALL: [DropReason; 11] = [
         DropReason::Malformed,
         DropReason::VlanNotAllowed,
         DropReason::BadSourceMac,
@@ -33,6 +39,9 @@ impl DropReason {
         DropReason::NotForUs,
         DropReason::NoRoute,
         DropReason::FdbFull,
+        DropReason::TtlExceeded,
+        DropReason::Isolated,
+        DropReason::NeighbourUnresolved,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -45,6 +54,9 @@ impl DropReason {
             DropReason::NotForUs => "not_for_us",
             DropReason::NoRoute => "no_route",
             DropReason::FdbFull => "fdb_full",
+            DropReason::TtlExceeded => "ttl_exceeded",
+            DropReason::Isolated => "isolated",
+            DropReason::NeighbourUnresolved => "neighbour_unresolved",
         }
     }
 

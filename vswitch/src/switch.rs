@@ -5,18 +5,22 @@
 //!
 //! Order of work, top to bottom in `process`:
 //! parse -> VLAN classification -> source check and learning -> the gateway
-//! (ARP, ICMP echo) -> FDB lookup -> unicast or flood within the L2 domain.
+//! (ARP, ICMP echo, routing between networks) -> FDB lookup -> unicast or
+//! flood within the L2 domain.
 
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use packet::icmpv4::{msg, Icmpv4Packet, Icmpv4Repr};
+use packet::arp::{ArpOp, ArpRepr};
+use packet::ethernet::{self, ethertype, EthernetRepr};
+use packet::icmpv4::{self, msg, Icmpv4Packet, Icmpv4Repr};
 use packet::ipv4::{protocol, Ipv4Packet};
-use packet::{Parsed, L3};
+use packet::{MacAddr, Parsed, L3};
 
-use crate::config::Config;
+use crate::config::{Config, Ipv4Net};
 use crate::fdb::{Domain, Fdb, Learned};
 use crate::gateway::{self, Gateway, Reply};
+use crate::neigh::Neighbours;
 use crate::output::{Output, TagEdit};
 use crate::port::{Egress, Port, PortId, VlanMembership};
 use crate::stats::DropReason;
@@ -34,6 +38,7 @@ pub enum Verdict {
 
 pub struct Network {
     pub name: String,
+    pub subnet: Ipv4Net,
     pub gateway: Gateway,
     /// Ports attached to this network, in configuration order.
     pub members: Vec<PortId>,
@@ -43,6 +48,7 @@ pub struct Switch {
     ports: Vec<Port>,
     networks: Vec<Network>,
     fdb: Fdb,
+    neighbours: Neighbours,
 }
 
 impl Switch {
@@ -54,6 +60,7 @@ impl Switch {
             .enumerate()
             .map(|(i, n)| Network {
                 name: n.name.clone(),
+                subnet: n.subnet,
                 gateway: Gateway {
                     ip: n.gateway,
                     mac: Gateway::mac_for(n.gateway),
@@ -98,10 +105,17 @@ impl Switch {
                 fdb.add_static(domain, s.mac, PortId(i as u16));
             }
         }
+        let mut neighbours = Neighbours::default();
+        for p in &ports {
+            if let Some(ip) = p.ip.filter(|_| !p.mac.is_zero()) {
+                neighbours.add_permanent(p.network, ip, p.mac);
+            }
+        }
         Switch {
             ports,
             networks,
             fdb,
+            neighbours,
         }
     }
 
@@ -128,9 +142,10 @@ impl Switch {
         &self.fdb
     }
 
-    /// Housekeeping that depends only on time: FDB aging.
+    /// Housekeeping that depends only on time: FDB and neighbour aging.
     pub fn expire(&mut self, now: Timestamp) {
         self.fdb.expire(now);
+        self.neighbours.expire(now);
     }
 
     /// Decides the fate of one frame that arrived on `ingress` at `now`.
@@ -158,7 +173,7 @@ impl Switch {
         &mut self,
         now: Timestamp,
         ingress: PortId,
-        frame: &[u8],
+        frame: &mut [u8],
         out: &mut Output,
     ) -> Verdict {
         let parsed = match Parsed::parse(frame) {
@@ -183,7 +198,7 @@ impl Switch {
 
         let gw = self.networks[usize::from(domain.network)].gateway;
         if gw.domain == domain {
-            if let Some(v) = self.for_gateway(&gw, ingress, &parsed, frame, out) {
+            if let Some(v) = self.for_gateway(now, &gw, ingress, &parsed, frame, out) {
                 return v;
             }
         }
@@ -206,16 +221,25 @@ impl Switch {
     /// `None` when the frame is not for the gateway and switching goes on.
     fn for_gateway(
         &mut self,
+        now: Timestamp,
         gw: &Gateway,
         ingress: PortId,
         parsed: &Parsed,
-        frame: &[u8],
+        frame: &mut [u8],
         out: &mut Output,
     ) -> Option<Verdict> {
-        if let L3::Arp(req) = &parsed.l3 {
-            if gw.answers_arp(req) {
+        if let L3::Arp(arp) = &parsed.l3 {
+            let net = gw.domain.network;
+            if self.networks[usize::from(net)]
+                .subnet
+                .contains(arp.sender_ip)
+            {
+                self.neighbours
+                    .learn(net, arp.sender_ip, arp.sender_mac, now);
+            }
+            if gw.answers_arp(arp) {
                 self.reply(ingress, gw, gateway::ARP_REPLY_LEN, out, |b| {
-                    gateway::emit_arp_reply(b, gw, req)
+                    gateway::emit_arp_reply(b, gw, arp)
                 });
                 return Some(Verdict::Local);
             }
@@ -224,10 +248,14 @@ impl Switch {
             return None;
         }
         let L3::Ipv4 { dst, protocol, .. } = parsed.l3 else {
-            return Some(Verdict::Dropped(DropReason::NotForUs));
+            // ARP replies to our own requests end here, already learned.
+            return Some(match parsed.l3 {
+                L3::Arp(_) => Verdict::Local,
+                _ => Verdict::Dropped(DropReason::NotForUs),
+            });
         };
         if dst != gw.ip {
-            return Some(Verdict::Dropped(DropReason::NoRoute));
+            return Some(self.route(now, gw, ingress, parsed, frame, out));
         }
         Some(match protocol {
             protocol::ICMP => self.echo(gw, ingress, parsed, frame, out),
@@ -268,6 +296,130 @@ impl Switch {
         };
         self.reply(ingress, gw, reply.frame_len(), out, |b| reply.emit(b, gw));
         Verdict::Local
+    }
+
+    /// Routes an IPv4 packet addressed to the gateway's MAC onward to the
+    /// network that holds its destination, as Linux's ip_forward does: TTL
+    /// checked before the FORWARD decision, decremented after it, MACs
+    /// rewritten for the next hop.
+    fn route(
+        &mut self,
+        now: Timestamp,
+        gw: &Gateway,
+        ingress: PortId,
+        parsed: &Parsed,
+        frame: &mut [u8],
+        out: &mut Output,
+    ) -> Verdict {
+        let L3::Ipv4 { dst, ttl, .. } = parsed.l3 else {
+            return Verdict::Dropped(DropReason::NotForUs);
+        };
+        match Ipv4Packet::new_checked(&frame[parsed.l3_offset..]) {
+            Ok(ip) if ip.verify_checksum() => {}
+            _ => return Verdict::Dropped(DropReason::Malformed),
+        }
+        let Some(egress_net) = self.networks.iter().position(|n| n.subnet.contains(dst)) else {
+            return Verdict::Dropped(DropReason::NoRoute);
+        };
+        if ttl <= 1 {
+            self.icmp_error(gw, ingress, parsed, frame, msg::TIME_EXCEEDED, 0, out);
+            return Verdict::Dropped(DropReason::TtlExceeded);
+        }
+        if !self.forward_allowed(gw.domain.network, egress_net as u16) {
+            return Verdict::Dropped(DropReason::Isolated);
+        }
+        let egress_gw = self.networks[egress_net].gateway;
+        let Some(next_hop) = self.neighbours.lookup(egress_gw.domain.network, dst, now) else {
+            self.arp_request(&egress_gw, dst, out);
+            return Verdict::Dropped(DropReason::NeighbourUnresolved);
+        };
+        frame[0..6].copy_from_slice(&next_hop.0);
+        frame[6..12].copy_from_slice(&egress_gw.mac.0);
+        if let Ok(mut ip) = Ipv4Packet::new_checked(&mut frame[parsed.l3_offset..]) {
+            ip.decrement_ttl();
+        }
+        let in_tag = parsed.vlan();
+        let domain = egress_gw.domain;
+        match self.fdb.lookup(domain, next_hop, now) {
+            Some(port) if self.send(port, domain.vlan, in_tag, frame.len(), out) => {
+                Verdict::Forwarded(1)
+            }
+            Some(_) => Verdict::Dropped(DropReason::NoEgress),
+            None => self.flood(domain, ingress, in_tag, frame.len(), out),
+        }
+    }
+
+    /// Whether traffic may be routed between two networks. Docker's default:
+    /// each network is isolated from the others.
+    fn forward_allowed(&self, from: u16, to: u16) -> bool {
+        from == to
+    }
+
+    /// Broadcasts "who has `target`" from the gateway into its domain.
+    fn arp_request(&mut self, gw: &Gateway, target: Ipv4Addr, out: &mut Output) {
+        let req = ArpRepr {
+            op: ArpOp::Request,
+            sender_mac: gw.mac,
+            sender_ip: gw.ip,
+            target_mac: MacAddr::ZERO,
+            target_ip: target,
+        };
+        let net = usize::from(gw.domain.network);
+        let mut built = None;
+        for i in 0..self.networks[net].members.len() {
+            let port = self.networks[net].members[i];
+            let p = &mut self.ports[port.index()];
+            let tag = match p.vlans.egress(gw.domain.vlan) {
+                Some(Egress::Tagged(v)) => TagEdit::Push(v),
+                Some(Egress::Untagged) => TagEdit::Keep,
+                None => continue,
+            };
+            let len = ethernet::HEADER_LEN + 28;
+            match &built {
+                Some(range) => out.again(port, tag, std::ops::Range::clone(range)),
+                None => {
+                    built = Some(out.build(port, tag, len, |b| {
+                        let (eth, arp) = b.split_at_mut(ethernet::HEADER_LEN);
+                        EthernetRepr {
+                            dst: MacAddr::BROADCAST,
+                            src: gw.mac,
+                            ethertype: ethertype::ARP,
+                        }
+                        .emit(eth);
+                        req.emit(arp);
+                    }))
+                }
+            }
+            p.stats.tx(len + if tag == TagEdit::Keep { 0 } else { 4 });
+        }
+    }
+
+    /// Answers the sender of `frame` with an ICMP error quoting it.
+    #[allow(clippy::too_many_arguments)]
+    fn icmp_error(
+        &mut self,
+        gw: &Gateway,
+        ingress: PortId,
+        parsed: &Parsed,
+        frame: &[u8],
+        msg_type: u8,
+        code: u8,
+        out: &mut Output,
+    ) {
+        let L3::Ipv4 { src, .. } = parsed.l3 else {
+            return;
+        };
+        let invoking = icmpv4::error_quote(&frame[parsed.l3_offset..]);
+        let icmp = match msg_type {
+            msg::TIME_EXCEEDED => Icmpv4Repr::TimeExceeded { code, invoking },
+            _ => Icmpv4Repr::DstUnreachable { code, invoking },
+        };
+        let reply = Reply {
+            dst_mac: parsed.src,
+            dst_ip: src,
+            icmp,
+        };
+        self.reply(ingress, gw, reply.frame_len(), out, |b| reply.emit(b, gw));
     }
 
     /// Sends a frame the gateway built back out of `port`, tagged as the
