@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod control;
+pub mod dhcp;
 pub mod fdb;
 pub mod gateway;
 pub mod io;
