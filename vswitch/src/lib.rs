@@ -6,6 +6,7 @@
 pub mod config;
 pub mod control;
 pub mod dhcp;
+pub mod dns;
 pub mod fdb;
 pub mod gateway;
 pub mod io;
