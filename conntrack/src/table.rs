@@ -62,6 +62,8 @@ pub struct Entry<E> {
     /// Where the entry is filed in the wheel; `NOT_FILED` while tentative.
     wheel_slot: u16,
     wheel_pos: u32,
+    /// Tells this entry from earlier ones in the same slot, for `EntryId`.
+    gen: u32,
 }
 
 impl<E> Entry<E> {
@@ -108,14 +110,13 @@ impl<E> Entry<E> {
             expires: 0,
             wheel_slot: NOT_FILED,
             wheel_pos: 0,
+            gen: 0,
         }
     }
 }
 
-struct Slot<E> {
-    gen: u32,
-    entry: Option<Entry<E>>,
-}
+/// A slab slot; `None` when free.
+type Slot<E> = Option<Entry<E>>;
 
 /// The connection table. See the crate documentation.
 pub struct Conntrack<E> {
@@ -127,6 +128,8 @@ pub struct Conntrack<E> {
     wheel: Wheel,
     /// Oldest first.
     tentative: Vec<EntryId>,
+    /// The generation the next entry gets.
+    next_gen: u32,
     len: usize,
     evict_cursor: usize,
     /// The latest `now` seen, in nanoseconds, for eviction to prefer
@@ -180,6 +183,7 @@ impl<E> Conntrack<E> {
             hasher: TupleHasher::new(),
             wheel: Wheel::new(),
             tentative: Vec::with_capacity(TENTATIVE_MAX),
+            next_gen: 0,
             len: 0,
             evict_cursor: 0,
             now: 0,
@@ -205,31 +209,23 @@ impl<E> Conntrack<E> {
     }
 
     pub fn get(&self, id: EntryId) -> Option<&Entry<E>> {
-        let slot = self.slots.get(id.index as usize)?;
-        if slot.gen != id.gen {
-            return None;
-        }
-        slot.entry.as_ref()
+        self.entry_at(id.index).filter(|e| e.gen == id.gen)
     }
 
     pub fn get_mut(&mut self, id: EntryId) -> Option<&mut Entry<E>> {
-        let slot = self.slots.get_mut(id.index as usize)?;
-        if slot.gen != id.gen {
-            return None;
-        }
-        slot.entry.as_mut()
+        self.entry_at_mut(id.index).filter(|e| e.gen == id.gen)
     }
 
     pub(crate) fn entry_at(&self, index: u32) -> Option<&Entry<E>> {
-        self.slots.get(index as usize)?.entry.as_ref()
+        self.slots.get(index as usize)?.as_ref()
     }
 
     pub(crate) fn entry_at_mut(&mut self, index: u32) -> Option<&mut Entry<E>> {
-        self.slots.get_mut(index as usize)?.entry.as_mut()
+        self.slots.get_mut(index as usize)?.as_mut()
     }
 
     pub(crate) fn id_at(&self, index: u32) -> EntryId {
-        let gen = self.slots.get(index as usize).map_or(0, |s| s.gen);
+        let gen = self.entry_at(index).map_or(0, |e| e.gen);
         EntryId { index, gen }
     }
 
@@ -276,28 +272,35 @@ impl<E> Conntrack<E> {
     }
 
     /// Stores a new tentative entry.
-    pub(crate) fn insert_tentative(&mut self, entry: Entry<E>) -> Option<EntryId> {
+    pub(crate) fn insert_tentative(&mut self, mut entry: Entry<E>) -> Option<EntryId> {
         if self.tentative.len() >= TENTATIVE_MAX {
             let oldest = self.tentative.remove(0);
             self.free_slot(oldest.index);
         }
         let index = match self.free.pop() {
             Some(i) => i,
-            None if self.slots.len() < MAX_SLOTS => {
-                self.slots.push(Slot {
-                    gen: 0,
-                    entry: None,
-                });
-                (self.slots.len() - 1) as u32
+            None => {
+                // Grow by a quarter rather than double, and never past
+                // the slots that can be in use: entries are most of the
+                // table's memory, so slack in the slab counts.
+                let most = self.config.max_entries + TENTATIVE_MAX;
+                let len = self.slots.len();
+                if len >= most {
+                    return None;
+                }
+                if len == self.slots.capacity() {
+                    self.slots
+                        .reserve_exact((len / 4).max(1024).min(most - len));
+                }
+                self.slots.push(None);
+                len as u32
             }
-            None => return None,
         };
-        let slot = self.slots.get_mut(index as usize)?;
-        slot.entry = Some(entry);
-        let id = EntryId {
-            index,
-            gen: slot.gen,
-        };
+        let gen = self.next_gen;
+        self.next_gen = gen.wrapping_add(1);
+        entry.gen = gen;
+        *self.slots.get_mut(index as usize)? = Some(entry);
+        let id = EntryId { index, gen };
         self.tentative.push(id);
         self.stats.new += 1;
         Some(id)
@@ -305,8 +308,7 @@ impl<E> Conntrack<E> {
 
     fn free_slot(&mut self, index: u32) {
         if let Some(slot) = self.slots.get_mut(index as usize) {
-            if slot.entry.take().is_some() {
-                slot.gen = slot.gen.wrapping_add(1);
+            if slot.take().is_some() {
                 self.free.push(index);
             }
         }
@@ -525,11 +527,11 @@ impl<E> Conntrack<E> {
     /// Confirmed entries, in slot order.
     pub fn iter(&self) -> impl Iterator<Item = (EntryId, &Entry<E>)> + '_ {
         self.slots.iter().enumerate().filter_map(|(i, s)| {
-            let e = s.entry.as_ref().filter(|e| e.is_confirmed())?;
+            let e = s.as_ref().filter(|e| e.is_confirmed())?;
             Some((
                 EntryId {
                     index: i as u32,
-                    gen: s.gen,
+                    gen: e.gen,
                 },
                 e,
             ))
@@ -551,10 +553,10 @@ impl<E> Conntrack<E> {
     pub(crate) fn check(&self) {
         let mut confirmed = 0;
         for (i, s) in self.slots.iter().enumerate() {
-            let Some(e) = &s.entry else { continue };
+            let Some(e) = s else { continue };
             let id = EntryId {
                 index: i as u32,
-                gen: s.gen,
+                gen: e.gen,
             };
             if e.is_confirmed() {
                 confirmed += 1;
@@ -582,6 +584,6 @@ impl<E> Conntrack<E> {
 }
 
 fn tuple_in<E>(slots: &[Slot<E>], v: u32) -> Option<&Tuple> {
-    let e = slots.get((v >> 1) as usize)?.entry.as_ref()?;
+    let e = slots.get((v >> 1) as usize)?.as_ref()?;
     Some(&e.tuples[(v & 1) as usize])
 }

@@ -195,7 +195,8 @@ const PEER_WSCALE: u8 = 1 << 0;
 const PEER_MAXACK_SET: u8 = 1 << 1;
 const PEER_DATA_UNACK: u8 = 1 << 2;
 
-/// Linux `ip_ct_tcp_state`: what one side has sent and may send.
+/// Linux `ip_ct_tcp_state`, less its scale and flags, which `TcpConn`
+/// keeps beside the pair so the entry packs tighter.
 #[derive(Clone, Copy, Debug, Default)]
 struct Peer {
     /// Highest sequence number sent, plus one.
@@ -206,28 +207,6 @@ struct Peer {
     maxwin: u32,
     /// Highest ack sent.
     maxack: u32,
-    scale: u8,
-    flags: u8,
-}
-
-impl Peer {
-    fn init_from_syn(&mut self, seg: &Segment) {
-        let end = seg.end();
-        self.end = end;
-        self.maxend = end;
-        self.maxwin = u32::from(seg.window).max(1);
-        match seg.wscale {
-            // RFC 7323 caps the shift at 14, as Linux does.
-            Some(s) => {
-                self.scale = s.min(14);
-                self.flags |= PEER_WSCALE;
-            }
-            None => {
-                self.scale = 0;
-                self.flags &= !PEER_WSCALE;
-            }
-        }
-    }
 }
 
 /// What a segment does to a connection.
@@ -249,8 +228,12 @@ pub(crate) enum Verdict {
 
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct TcpConn {
-    state: TcpState,
     seen: [Peer; 2],
+    /// Window scale shift of each side.
+    scale: [u8; 2],
+    /// `PEER_*` bits of each side.
+    flags: [u8; 2],
+    state: TcpState,
 }
 
 impl TcpConn {
@@ -260,11 +243,32 @@ impl TcpConn {
             return None;
         }
         let mut c = TcpConn {
-            state: TcpState::SynSent,
             seen: [Peer::default(); 2],
+            scale: [0; 2],
+            flags: [0; 2],
+            state: TcpState::SynSent,
         };
-        c.seen[0].init_from_syn(seg);
+        c.init_from_syn(0, seg);
         Some(c)
+    }
+
+    fn init_from_syn(&mut self, side: usize, seg: &Segment) {
+        let end = seg.end();
+        let p = &mut self.seen[side];
+        p.end = end;
+        p.maxend = end;
+        p.maxwin = u32::from(seg.window).max(1);
+        match seg.wscale {
+            // RFC 7323 caps the shift at 14, as Linux does.
+            Some(s) => {
+                self.scale[side] = s.min(14);
+                self.flags[side] |= PEER_WSCALE;
+            }
+            None => {
+                self.scale[side] = 0;
+                self.flags[side] &= !PEER_WSCALE;
+            }
+        }
     }
 
     pub fn state(&self) -> TcpState {
@@ -295,13 +299,19 @@ impl TcpConn {
         }
         // A RST below what the other side has acknowledged is stale or
         // forged (Linux checks the same against td_maxack).
-        let other = &self.seen[dir.opposite().index()];
-        if k == KIND_RST && other.flags & PEER_MAXACK_SET != 0 && before(seg.seq, other.maxack) {
+        let other = dir.opposite().index();
+        if k == KIND_RST
+            && self.flags[other] & PEER_MAXACK_SET != 0
+            && before(seg.seq, self.seen[other].maxack)
+        {
             return Verdict::Invalid;
         }
-        if !self.in_window(old, dir, seg) {
+        // On a copy, so that an invalid segment leaves no trace.
+        let mut next = *self;
+        if !next.in_window(old, dir, seg) {
             return Verdict::Invalid;
         }
+        *self = next;
         self.state = new;
         Verdict::Accept { old, new }
     }
@@ -310,25 +320,22 @@ impl TcpConn {
     /// window allows, and does it acknowledge only data actually sent? If
     /// so, record what it sent and advertised.
     fn in_window(&mut self, state: TcpState, dir: Dir, seg: &Segment) -> bool {
-        let [a, b] = &mut self.seen;
-        let (sender, receiver) = match dir {
-            Dir::Original => (a, b),
-            Dir::Reply => (b, a),
-        };
+        // Sender and receiver.
+        let (sn, rc) = (dir.index(), dir.opposite().index());
         let mut seq = seg.seq;
         let mut ack = seg.ack;
         let mut end = seg.end();
         let win = u32::from(seg.window);
 
-        if sender.maxwin == 0 {
+        if self.seen[sn].maxwin == 0 {
             if seg.has(SYN) {
                 // The SYN/ACK answering the SYN, or a SYN from the reply
                 // side in a simultaneous open.
-                sender.init_from_syn(seg);
+                self.init_from_syn(sn, seg);
                 // RFC 7323: scaling only when both sides offer it.
-                if sender.flags & receiver.flags & PEER_WSCALE == 0 {
-                    sender.scale = 0;
-                    receiver.scale = 0;
+                if self.flags[sn] & self.flags[rc] & PEER_WSCALE == 0 {
+                    self.scale[sn] = 0;
+                    self.scale[rc] = 0;
                 }
                 if !seg.has(ACK) {
                     return true;
@@ -336,50 +343,56 @@ impl TcpConn {
             } else {
                 // This side's first segment is not a SYN (a RST or ACK
                 // answering a SYN): take its numbers as they come.
-                sender.end = end;
-                sender.maxwin = (win << sender.scale).max(1);
-                sender.maxend = end.wrapping_add(sender.maxwin);
-                if receiver.maxwin == 0 {
-                    receiver.end = ack;
-                    receiver.maxend = ack;
-                } else if ack == receiver.end.wrapping_add(1) {
-                    receiver.end = receiver.end.wrapping_add(1);
+                self.seen[sn].end = end;
+                self.seen[sn].maxwin = (win << self.scale[sn]).max(1);
+                self.seen[sn].maxend = end.wrapping_add(self.seen[sn].maxwin);
+                if self.seen[rc].maxwin == 0 {
+                    self.seen[rc].end = ack;
+                    self.seen[rc].maxend = ack;
+                } else if ack == self.seen[rc].end.wrapping_add(1) {
+                    self.seen[rc].end = self.seen[rc].end.wrapping_add(1);
                 }
             }
         } else if ((state == TcpState::SynSent && dir == Dir::Original)
             || (state == TcpState::SynRecv && dir == Dir::Reply))
-            && after(end, sender.end)
+            && after(end, self.seen[sn].end)
         {
             // A SYN (or SYN/ACK) resent with a new initial sequence number.
-            sender.init_from_syn(seg);
+            self.init_from_syn(sn, seg);
         }
 
         if !seg.has(ACK) || (seg.has(RST) && ack == 0) {
             // No ack to check; some stacks send RST+ACK with ack 0.
-            ack = receiver.end;
+            ack = self.seen[rc].end;
         }
         if seg.has(RST) && seq == 0 && state == TcpState::SynSent {
             // The RST answering a SYN.
-            seq = sender.end;
-            end = sender.end;
+            seq = self.seen[sn].end;
+            end = self.seen[sn].end;
         }
 
-        let max_ack_window = if sender.maxwin == 0 {
+        let max_ack_window = if self.seen[sn].maxwin == 0 {
             66_000
         } else {
-            sender.maxwin
+            self.seen[sn].maxwin
         };
-        let in_recv_window = receiver.maxwin == 0
+        let in_recv_window = self.seen[rc].maxwin == 0
             || after(
                 end,
-                sender.end.wrapping_sub(receiver.maxwin).wrapping_sub(1),
+                self.seen[sn]
+                    .end
+                    .wrapping_sub(self.seen[rc].maxwin)
+                    .wrapping_sub(1),
             );
-        let ok = before(seq, sender.maxend.wrapping_add(1))
+        let ok = before(seq, self.seen[sn].maxend.wrapping_add(1))
             && in_recv_window
-            && before(ack, receiver.end.wrapping_add(1))
+            && before(ack, self.seen[rc].end.wrapping_add(1))
             && after(
                 ack,
-                receiver.end.wrapping_sub(max_ack_window).wrapping_sub(1),
+                self.seen[rc]
+                    .end
+                    .wrapping_sub(max_ack_window)
+                    .wrapping_sub(1),
             );
         if !ok {
             return false;
@@ -388,27 +401,28 @@ impl TcpConn {
         let win = if seg.has(SYN) {
             win
         } else {
-            win << sender.scale
+            win << self.scale[sn]
         };
-        sender.maxwin = sender.maxwin.max(win);
-        if after(end, sender.end) {
-            sender.end = end;
-            sender.flags |= PEER_DATA_UNACK;
+        self.seen[sn].maxwin = self.seen[sn].maxwin.max(win);
+        if after(end, self.seen[sn].end) {
+            self.seen[sn].end = end;
+            self.flags[sn] |= PEER_DATA_UNACK;
         }
-        if seg.has(ACK) && (sender.flags & PEER_MAXACK_SET == 0 || after(ack, sender.maxack)) {
-            sender.maxack = ack;
-            sender.flags |= PEER_MAXACK_SET;
+        if seg.has(ACK)
+            && (self.flags[sn] & PEER_MAXACK_SET == 0 || after(ack, self.seen[sn].maxack))
+        {
+            self.seen[sn].maxack = ack;
+            self.flags[sn] |= PEER_MAXACK_SET;
         }
-        if receiver.maxwin != 0 && after(end, sender.maxend) {
-            receiver.maxwin = receiver
-                .maxwin
-                .wrapping_add(end.wrapping_sub(sender.maxend));
+        if self.seen[rc].maxwin != 0 && after(end, self.seen[sn].maxend) {
+            let grown = end.wrapping_sub(self.seen[sn].maxend);
+            self.seen[rc].maxwin = self.seen[rc].maxwin.wrapping_add(grown);
         }
-        if after(ack.wrapping_add(win), receiver.maxend.wrapping_sub(1)) {
-            receiver.maxend = ack.wrapping_add(win.max(1));
+        if after(ack.wrapping_add(win), self.seen[rc].maxend.wrapping_sub(1)) {
+            self.seen[rc].maxend = ack.wrapping_add(win.max(1));
         }
-        if ack == receiver.end {
-            receiver.flags &= !PEER_DATA_UNACK;
+        if ack == self.seen[rc].end {
+            self.flags[rc] &= !PEER_DATA_UNACK;
         }
         true
     }
@@ -420,7 +434,7 @@ impl TcpConn {
             return t.tcp_close;
         }
         let base = self.state.timeout(t);
-        if (self.seen[0].flags | self.seen[1].flags) & PEER_DATA_UNACK != 0 {
+        if (self.flags[0] | self.flags[1]) & PEER_DATA_UNACK != 0 {
             base.min(t.tcp_unacknowledged)
         } else {
             base
@@ -521,15 +535,15 @@ mod tests {
         let mut c = TcpConn::start(&s).expect("SYN");
         // The SYN/ACK does not offer scaling: neither side scales.
         c.packet(Dir::Reply, &seg(SYN | ACK, 5000, 1001, 0));
-        assert_eq!(c.seen[0].scale, 0);
-        assert_eq!(c.seen[1].scale, 0);
+        assert_eq!(c.scale[0], 0);
+        assert_eq!(c.scale[1], 0);
 
         let mut c = TcpConn::start(&s).expect("SYN");
         let mut sa = seg(SYN | ACK, 5000, 1001, 0);
         sa.wscale = Some(20);
         c.packet(Dir::Reply, &sa);
-        assert_eq!(c.seen[0].scale, 7);
-        assert_eq!(c.seen[1].scale, 14);
+        assert_eq!(c.scale[0], 7);
+        assert_eq!(c.scale[1], 14);
     }
 
     #[test]

@@ -750,7 +750,7 @@ fn memory_per_entry() {
         "conntrack: {per} heap bytes per entry at {n} entries (Entry<()> {} bytes)",
         std::mem::size_of::<Entry<()>>()
     );
-    assert!(per <= 320, "{per} bytes per entry");
+    assert!(per <= 256, "{per} bytes per entry");
 }
 
 fn pass_quiet(ct: &mut Conntrack<()>, now: Duration, pkt: &CtPacket) {
