@@ -121,7 +121,7 @@ type Slot<E> = Option<Entry<E>>;
 /// The connection table. See the crate documentation.
 pub struct Conntrack<E> {
     pub(crate) config: Config,
-    slots: Vec<Slot<E>>,
+    pub(crate) slots: Vec<Slot<E>>,
     free: Vec<u32>,
     index: HashTable<u32>,
     hasher: TupleHasher,
@@ -243,21 +243,26 @@ impl<E> Conntrack<E> {
 
     /// The packed (slot, direction) of an already normalised tuple.
     pub(crate) fn find(&self, t: &Tuple) -> Option<u32> {
+        self.find_hashed(self.hasher.hash(t), t)
+    }
+
+    fn find_hashed(&self, hash: u64, t: &Tuple) -> Option<u32> {
         let slots = &self.slots;
         self.index
-            .find(self.hasher.hash(t), |&v| {
-                tuple_in(slots, v).is_some_and(|x| x == t)
-            })
+            .find(hash, |&v| tuple_in(slots, v).is_some_and(|x| x == t))
             .copied()
     }
 
     fn index_insert(&mut self, v: u32) {
+        if let Some(t) = tuple_in(&self.slots, v) {
+            self.index_insert_hashed(self.hasher.hash(t), v);
+        }
+    }
+
+    fn index_insert_hashed(&mut self, hash: u64, v: u32) {
         let slots = &self.slots;
         let hasher = self.hasher;
-        let Some(t) = tuple_in(slots, v) else {
-            return;
-        };
-        self.index.insert_unique(hasher.hash(t), v, |&x| {
+        self.index.insert_unique(hash, v, |&x| {
             tuple_in(slots, x).map_or(0, |t| hasher.hash(t))
         });
     }
@@ -325,7 +330,9 @@ impl<E> Conntrack<E> {
         }
         let [orig, reply] = entry.tuples;
         self.tentative.retain(|&t| t != id);
-        if self.find(&orig).is_some() || self.find(&reply).is_some() {
+        let (h_orig, h_reply) = (self.hasher.hash(&orig), self.hasher.hash(&reply));
+        if self.find_hashed(h_orig, &orig).is_some() || self.find_hashed(h_reply, &reply).is_some()
+        {
             self.free_slot(id.index);
             self.stats.insert_failed += 1;
             return Err(ConfirmError::Clash);
@@ -335,10 +342,10 @@ impl<E> Conntrack<E> {
             self.stats.drop += 1;
             return Err(ConfirmError::Full);
         }
-        self.index_insert(packed(id.index, Dir::Original));
+        self.index_insert_hashed(h_orig, packed(id.index, Dir::Original));
         // A tuple that is its own reverse is indexed once.
         if reply != orig {
-            self.index_insert(packed(id.index, Dir::Reply));
+            self.index_insert_hashed(h_reply, packed(id.index, Dir::Reply));
         }
         self.file(id.index);
         if let Some(e) = self.entry_at_mut(id.index) {

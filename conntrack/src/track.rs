@@ -148,8 +148,9 @@ impl<E: Default> Conntrack<E> {
     }
 
     fn existing(&mut self, now: u64, index: u32, dir: Dir, tuple: Tuple, pkt: &CtPacket) -> Track {
-        let timeouts = self.config.timeouts;
-        let Some(e) = self.entry_at_mut(index) else {
+        // Fields borrowed apart, so the timeouts need not be copied.
+        let timeouts = &self.config.timeouts;
+        let Some(Some(e)) = self.slots.get_mut(index as usize) else {
             return invalid_track();
         };
         let seen_reply = e.status.contains(Status::SEEN_REPLY);
@@ -180,7 +181,7 @@ impl<E: Default> Conntrack<E> {
                             {
                                 e.status.insert(Status::ASSURED);
                             }
-                            Some(nanos(conn.timeout(&timeouts, rst)))
+                            Some(nanos(conn.timeout(timeouts, rst)))
                         }
                     }
                 }
