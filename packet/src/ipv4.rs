@@ -260,6 +260,27 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
         self.set_checksum(c);
     }
 
+    /// Sets the TTL and patches the checksum (the TTL target).
+    pub fn set_ttl_update_checksum(&mut self, ttl: u8) {
+        let proto = u16::from(self.protocol());
+        let old = u16::from(self.ttl()) << 8 | proto;
+        let new = u16::from(ttl) << 8 | proto;
+        let c = checksum::update16(self.checksum(), old, new);
+        self.set_ttl(ttl);
+        self.set_checksum(c);
+    }
+
+    /// Sets the DSCP/ECN byte and patches the checksum (TOS and DSCP targets).
+    pub fn set_dscp_ecn_update_checksum(&mut self, v: u8) {
+        let b = self.buffer.as_ref();
+        let version_ihl = u16::from(b[0]);
+        let old = version_ihl << 8 | u16::from(b[field::DSCP_ECN]);
+        let new = version_ihl << 8 | u16::from(v);
+        let c = checksum::update16(self.checksum(), old, new);
+        self.set_dscp_ecn(v);
+        self.set_checksum(c);
+    }
+
     /// Rewrites the destination address and patches the header checksum (NAT).
     pub fn set_dst_addr_update_checksum(&mut self, a: Ipv4Addr) {
         let c = checksum::update32(self.checksum(), self.dst_addr().into(), a.into());
@@ -434,6 +455,20 @@ mod tests {
         assert_eq!(p.decrement_ttl(), 0);
         assert_eq!(p.ttl(), 0);
         assert!(p.verify_checksum());
+    }
+
+    #[test]
+    fn ttl_and_tos_setters_patch_the_checksum() {
+        let mut b = ip(&TCP_SYN).to_vec();
+        let mut p = Ipv4Packet::new_checked(&mut b[..]).unwrap();
+        for v in [0u8, 1, 0x2e << 2, 0xb8, 0xff] {
+            p.set_ttl_update_checksum(v);
+            p.set_dscp_ecn_update_checksum(v);
+            assert_eq!((p.ttl(), p.dscp_ecn()), (v, v));
+            let incremental = p.checksum();
+            p.fill_checksum();
+            assert_eq!(p.checksum(), incremental, "value {v:#x}");
+        }
     }
 
     #[test]
