@@ -136,6 +136,9 @@ pub struct Conntrack<E> {
     /// entries already expired.
     pub(crate) now: u64,
     pub(crate) stats: CtStats,
+    /// Entries `expire` has looked at, to show its cost in tests.
+    #[cfg(test)]
+    pub(crate) expiry_visits: u64,
 }
 
 pub(crate) fn nanos(d: Duration) -> u64 {
@@ -188,6 +191,8 @@ impl<E> Conntrack<E> {
             evict_cursor: 0,
             now: 0,
             stats: CtStats::default(),
+            #[cfg(test)]
+            expiry_visits: 0,
         }
     }
 
@@ -510,6 +515,10 @@ impl<E> Conntrack<E> {
             let mut pos = 0;
             // Each turn removes the index at `pos` or steps past it.
             while let Some(index) = self.wheel.at(slot, pos) {
+                #[cfg(test)]
+                {
+                    self.expiry_visits += 1;
+                }
                 let Some(expires) = self.entry_at(index).map(|e| e.expires) else {
                     // Cannot happen: the wheel holds live entries only.
                     pos += 1;

@@ -717,6 +717,42 @@ fn expiry_over_long_timeouts_and_gaps() {
     ct.check();
 }
 
+/// `expire` looks only at what is due: long-lived entries come round once
+/// per turn of the wheel, not on every call.
+#[test]
+fn expire_cost_follows_what_is_due() {
+    let mut ct = ct();
+    let n = 10_000u32;
+    for i in 0..n {
+        let t = tuple(
+            6,
+            (Ipv4Addr::from(0x0a00_0000 | i).into(), 1),
+            (B.into(), 80),
+        );
+        pass_quiet(&mut ct, secs(1), &tcp(t, SYN, 1, 0, 0));
+        ct.track(secs(1), &tcp(t.reverse(), SYN | ACK, 9, 2, 0));
+        ct.track(secs(1), &tcp(t, ACK, 2, 10, 0));
+    }
+    assert_eq!(ct.len(), n as usize);
+    // Filed under SYN_RECV's 60 s, they come up once at 62 s and are filed
+    // again under ESTABLISHED's five days.
+    for s in 2..100 {
+        assert_eq!(ct.expire(secs(s)), 0);
+    }
+    assert_eq!(ct.expiry_visits, u64::from(n));
+    ct.expiry_visits = 0;
+    for s in 100..1000 {
+        ct.expire(secs(s));
+    }
+    assert_eq!(ct.expiry_visits, 0);
+    // A whole turn: each entry is looked at once and filed again.
+    for s in 1000..1000 + 4096 {
+        ct.expire(secs(s));
+    }
+    assert_eq!(ct.expiry_visits, u64::from(n));
+    ct.check();
+}
+
 #[test]
 fn status_and_state_display() {
     assert_eq!(Status::empty().to_string(), "0");
