@@ -25,7 +25,8 @@ const EVICT_SAMPLE: usize = 64;
 const MAX_SLOTS: usize = (1 << 31) - 1;
 
 /// Names an entry. Stays valid while the entry lives; once it is gone the
-/// id finds nothing, even after its slot is reused.
+/// id finds nothing, even after its slot is reused (until the 32-bit
+/// generation comes round again, 2^32 entries later).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct EntryId {
     index: u32,

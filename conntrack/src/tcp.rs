@@ -275,10 +275,6 @@ impl TcpConn {
         self.state
     }
 
-    pub fn set_state(&mut self, s: TcpState) {
-        self.state = s;
-    }
-
     pub fn packet(&mut self, dir: Dir, seg: &Segment) -> Verdict {
         if !valid_flags(seg.flags) {
             return Verdict::Invalid;
@@ -544,6 +540,29 @@ mod tests {
         c.packet(Dir::Reply, &sa);
         assert_eq!(c.scale[0], 7);
         assert_eq!(c.scale[1], 14);
+    }
+
+    /// With scaling agreed, a window of 1000 means 128000 bytes; without
+    /// it, 1000.
+    #[test]
+    fn scaled_windows_admit_more_data() {
+        for (wscale, data_ok) in [(Some(7), true), (None, false)] {
+            let mut syn = seg(SYN, 1000, 0, 0);
+            syn.wscale = wscale;
+            let mut c = TcpConn::start(&syn).expect("SYN");
+            let mut sa = seg(SYN | ACK, 5000, 1001, 0);
+            sa.wscale = wscale;
+            c.packet(Dir::Reply, &sa);
+            let mut ack = seg(ACK, 1001, 5001, 0);
+            ack.window = 1000;
+            assert!(matches!(
+                c.packet(Dir::Original, &ack),
+                Verdict::Accept { .. }
+            ));
+            let far = seg(ACK, 5001 + 100_000, 1001, 100);
+            let v = c.packet(Dir::Reply, &far);
+            assert_eq!(v != Verdict::Invalid, data_ok, "{wscale:?}");
+        }
     }
 
     #[test]

@@ -169,10 +169,10 @@ impl<E: Default> Conntrack<E> {
                     Verdict::Accept { old, new } => {
                         let rst = flags & RST != 0;
                         if rst && !seen_reply {
-                            // A RST before any reply: Linux kills the entry
-                            // at once. We let it expire on the next tick so
-                            // the caller can still NAT this RST.
-                            conn.set_state(TcpState::Close);
+                            // A RST before any reply (now CLOSE): Linux
+                            // kills the entry at once. We let it expire on
+                            // the next tick so the caller can still NAT
+                            // this RST.
                             Some(0)
                         } else {
                             if new == TcpState::Established
