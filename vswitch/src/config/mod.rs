@@ -67,6 +67,8 @@ pub struct SwitchConfig {
     pub fdb_aging_secs: u64,
     /// Key `fdb_max`: learned entries at most.
     pub fdb_max: usize,
+    /// Key `conntrack_max`: tracked connections at most.
+    pub conntrack_max: usize,
 }
 
 impl Default for SwitchConfig {
@@ -77,6 +79,8 @@ impl Default for SwitchConfig {
             // Linux bridge's default ageing time.
             fdb_aging_secs: 300,
             fdb_max: 8192,
+            // Linux's nf_conntrack_max on a machine with a few GiB.
+            conntrack_max: 262_144,
         }
     }
 }

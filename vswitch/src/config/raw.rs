@@ -36,6 +36,7 @@ pub(crate) struct Switch {
     pub threads: Option<S<i64>>,
     pub fdb_aging: Option<S<i64>>,
     pub fdb_max: Option<S<i64>>,
+    pub conntrack_max: Option<S<i64>>,
 }
 
 #[derive(Deserialize, Debug)]

@@ -136,6 +136,7 @@ fn contract_example() {
             threads: 1,
             fdb_aging_secs: 300,
             fdb_max: 8192,
+            conntrack_max: 262_144,
         }
     );
 
@@ -256,6 +257,7 @@ name = "s1"
 threads = 4
 fdb_aging = 60
 fdb_max = 100
+conntrack_max = 5000
 
 [[port]]
 name = "a"
@@ -296,6 +298,7 @@ vlan = 11
     assert_eq!(c.switch.threads, 4);
     assert_eq!(c.switch.fdb_aging_secs, 60);
     assert_eq!(c.switch.fdb_max, 100);
+    assert_eq!(c.switch.conntrack_max, 5000);
     assert_eq!(c.networks[0].vlan, VlanId::try_new(10));
     assert_eq!(c.networks[0].mtu, 9000);
 
@@ -382,7 +385,7 @@ fn toml_syntax_error() {
 fn unknown_key() {
     assert_eq!(
         error("[switch]\nname = \"x\"\nbogus = 2\n"),
-        "topo.toml:3:1: unknown field `bogus`, expected one of `name`, `threads`, `fdb_aging`, `fdb_max`"
+        "topo.toml:3:1: unknown field `bogus`, expected one of `name`, `threads`, `fdb_aging`, `fdb_max`, `conntrack_max`"
     );
     assert_eq!(
         error(&with_base("colour = \"blue\"\n")),

@@ -250,6 +250,10 @@ fn switch(e: &mut Errors, raw: Option<&S<raw::Switch>>) -> SwitchConfig {
     if let Some(v) = &raw.fdb_max {
         out.fdb_max = int(e, v, 1..=i64::MAX, "switch: fdb_max").unwrap_or(1);
     }
+    if let Some(v) = &raw.conntrack_max {
+        out.conntrack_max =
+            int(e, v, 1..=(1 << 26), "switch: conntrack_max").unwrap_or(out.conntrack_max);
+    }
     out
 }
 
