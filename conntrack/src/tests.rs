@@ -246,9 +246,20 @@ fn rst_in_window_closes() {
     let e = ct.get(id).expect("entry");
     assert_eq!(e.tcp_state(), Some(TcpState::Close));
     assert_eq!(e.expires(), secs(2) + Timeouts::default().tcp_close);
-    // The earlier expiry is honoured by the wheel.
-    assert_eq!(ct.expire(secs(13)), 1);
+    // A new SYN on the closed connection starts a new one.
+    let t = ct.track(secs(3), &tcp(fwd(), SYN, 7000, 0, 0));
+    assert_eq!(t.state, CtState::New);
+    assert!(ct.get(id).is_none());
+    ct.abort(t.id.expect("id"));
     assert!(ct.is_empty());
+    ct.check();
+
+    // Without it, the earlier expiry is honoured by the wheel.
+    let id = established(&mut ct);
+    pass(&mut ct, secs(2), &tcp(rev(), RST, 5001, 0, 0));
+    assert_eq!(ct.expire(secs(12)), 0);
+    assert_eq!(ct.expire(secs(13)), 1);
+    assert!(ct.get(id).is_none());
 }
 
 #[test]
