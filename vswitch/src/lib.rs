@@ -12,6 +12,7 @@ pub mod gateway;
 pub mod io;
 pub mod ipam;
 pub mod neigh;
+pub mod netfilter;
 pub mod output;
 pub mod pcap;
 pub mod port;

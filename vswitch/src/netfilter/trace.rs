@@ -1,0 +1,143 @@
+//! Watching evaluation step by step: `vswitch trace` and tests record
+//! through [`Trace`]; the datapath passes [`NoTrace`], whose calls compile
+//! away.
+
+use std::fmt;
+
+use super::{NatAction, Outcome, RejectWith, Table};
+
+/// Steps of one evaluation. Every method has an empty default, so a
+/// recorder implements only what it shows.
+pub trait Trace {
+    /// Evaluation of `table` starts at built-in chain `chain`.
+    fn enter(&mut self, _table: Table, _chain: &str) {}
+    /// Rule `index` (1-based, as `iptables -L --line-numbers`) of `chain`
+    /// was tested. `spec` prints the rule as `-A` writes it, without
+    /// `-A CHAIN` (formatting it costs; only recorders do).
+    fn rule(
+        &mut self,
+        _table: Table,
+        _chain: &str,
+        _index: usize,
+        _spec: &dyn fmt::Display,
+        _matched: bool,
+    ) {
+    }
+    /// The matched rule jumped (`goto`: `-g`) from `from` into `to`.
+    fn jump(&mut self, _table: Table, _from: &str, _to: &str, _goto: bool) {}
+    /// `from` ended or hit RETURN; evaluation resumes in `to`.
+    fn ret(&mut self, _table: Table, _from: &str, _to: &str) {}
+    /// The matched rule's target ended the table with `outcome`.
+    fn verdict(&mut self, _table: Table, _outcome: Outcome) {}
+    /// Built-in `chain` ran out of rules (or returned): its policy applies.
+    fn policy(&mut self, _table: Table, _chain: &str, _outcome: Outcome) {}
+    /// A LOG target's line.
+    fn log(&mut self, _line: &str) {}
+}
+
+/// The tracer of the datapath: records nothing.
+pub struct NoTrace;
+
+impl Trace for NoTrace {}
+
+/// Records steps as lines like
+/// `filter FORWARD #3 -i web -o db -p tcp -m tcp --dport 5432 -j ACCEPT : match -> ACCEPT`.
+#[derive(Debug, Default, Clone)]
+pub struct TraceLines {
+    pub lines: Vec<String>,
+}
+
+impl TraceLines {
+    fn append(&mut self, s: &str) {
+        if let Some(l) = self.lines.last_mut() {
+            l.push_str(s);
+        }
+    }
+}
+
+impl Trace for TraceLines {
+    fn enter(&mut self, table: Table, chain: &str) {
+        self.lines.push(format!("{} {chain}", table.name()));
+    }
+
+    fn rule(
+        &mut self,
+        table: Table,
+        chain: &str,
+        index: usize,
+        spec: &dyn fmt::Display,
+        matched: bool,
+    ) {
+        let m = if matched { "match" } else { "no match" };
+        self.lines
+            .push(format!("{} {chain} #{index}{spec} : {m}", table.name()));
+    }
+
+    fn jump(&mut self, _table: Table, _from: &str, to: &str, goto: bool) {
+        let how = if goto { "goto" } else { "jump" };
+        self.append(&format!(" -> {how} {to}"));
+    }
+
+    fn ret(&mut self, table: Table, from: &str, to: &str) {
+        self.lines
+            .push(format!("{} {from} : return to {to}", table.name()));
+    }
+
+    fn verdict(&mut self, _table: Table, outcome: Outcome) {
+        self.append(&format!(" -> {outcome}"));
+    }
+
+    fn policy(&mut self, table: Table, chain: &str, outcome: Outcome) {
+        self.lines
+            .push(format!("{} {chain} : policy {outcome}", table.name()));
+    }
+
+    fn log(&mut self, line: &str) {
+        self.lines.push(format!("log: {line}"));
+    }
+}
+
+/// `ACCEPT`, `DROP`, `REJECT icmp-port-unreachable`, `DNAT 172.17.0.2:80`...
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::Accept => f.write_str("ACCEPT"),
+            Outcome::Drop => f.write_str("DROP"),
+            Outcome::Reject(w) => write!(f, "REJECT {w}"),
+            Outcome::Nat(a) => {
+                let (name, r) = match a {
+                    NatAction::Snat(r) => ("SNAT", r),
+                    NatAction::Dnat(r) => ("DNAT", r),
+                    NatAction::Masquerade { .. } => return f.write_str("MASQUERADE"),
+                    NatAction::Redirect { .. } => return f.write_str("REDIRECT"),
+                };
+                write!(f, "{name} {}", r.addr_lo)?;
+                if r.addr_hi != r.addr_lo {
+                    write!(f, "-{}", r.addr_hi)?;
+                }
+                if let Some(p) = r.ports {
+                    write!(f, ":{}", p.lo)?;
+                    if p.hi != p.lo {
+                        write!(f, "-{}", p.hi)?;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl fmt::Display for RejectWith {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RejectWith::NetUnreachable => "icmp-net-unreachable",
+            RejectWith::HostUnreachable => "icmp-host-unreachable",
+            RejectWith::PortUnreachable => "icmp-port-unreachable",
+            RejectWith::ProtoUnreachable => "icmp-proto-unreachable",
+            RejectWith::NetProhibited => "icmp-net-prohibited",
+            RejectWith::HostProhibited => "icmp-host-prohibited",
+            RejectWith::AdminProhibited => "icmp-admin-prohibited",
+            RejectWith::TcpReset => "tcp-reset",
+        })
+    }
+}
