@@ -220,7 +220,7 @@ fn teardown_and_restart_after_a_crash_leave_nothing_behind() {
 
     // SIGKILL: namespaces stay behind, the TAPs go with the process.
     let sw = start(name);
-    let pid = sw.pid();
+    let pid = sw.pid().expect("running");
     sw.kill();
     assert!(e2e::netns_list().contains(&ns[0]));
 

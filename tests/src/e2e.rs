@@ -89,14 +89,16 @@ impl Running {
         running
     }
 
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().map_or(0, |c| c.id())
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
+    /// Signals the switch; nothing once it is gone (a pid of 0 would
+    /// signal the whole process group, the test runner included).
     fn signal(&self, sig: &str) {
-        let _ = Command::new("kill")
-            .args([sig, &self.pid().to_string()])
-            .status();
+        if let Some(pid) = self.pid() {
+            let _ = Command::new("kill").args([sig, &pid.to_string()]).status();
+        }
     }
 
     /// SIGTERM, then waits for the exit status.
@@ -117,8 +119,8 @@ impl Running {
 
 impl Drop for Running {
     fn drop(&mut self) {
+        self.signal("-TERM");
         if let Some(mut c) = self.child.take() {
-            self.signal("-TERM");
             wait_timeout(&mut c, Duration::from_secs(20));
         }
     }
