@@ -1,8 +1,10 @@
-//! Combining the switch's generated rules with the user's: the user's rules
-//! run first in every chain both define, the user's policy wins for a
-//! built-in chain the user's text declared, and the result is finalized as
-//! a whole (a user rule may jump to a generated chain it declared with
-//! `:NAME - [0:0]`). Errors keep the position of the text they came from.
+//! Combining the switch's generated rules with the user's. A built-in chain
+//! the user's text declares (`:FORWARD DROP [0:0]`) is the user's alone, as
+//! iptables-restore replaces what it declares: policy and rules, the
+//! generated rules for it dropped. In every other chain both define, the
+//! user's rules run first. The result is finalized as a whole (a user rule
+//! may jump to a generated chain it declared with `:NAME - [0:0]`). Errors
+//! keep the position of the text they came from.
 
 use super::{check, next_generation, RuleErrors, Ruleset, Table};
 
@@ -21,13 +23,14 @@ pub(crate) fn layered(generated: Ruleset, user: Ruleset) -> Result<Ruleset, Rule
                 Some(i) => {
                     let gc = &mut g.chains[i];
                     let mut rules = uc.rules.clone();
-                    rules.append(&mut gc.rules);
-                    gc.rules = rules;
                     if gc.hook.is_some() && uc.declared {
                         gc.policy = uc.policy;
                         gc.counters = uc.counters;
                         gc.declared = true;
+                    } else {
+                        rules.append(&mut gc.rules);
                     }
+                    gc.rules = rules;
                 }
                 None => g.add_user(uc.clone()),
             }

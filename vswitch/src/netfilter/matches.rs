@@ -448,6 +448,39 @@ pub(crate) enum Match {
     Ttl(Option<Neg<(TtlOp, u8)>>),
 }
 
+impl Match {
+    /// True when every packet of a flow, in one direction and in one
+    /// conntrack state, gets the same answer: not for TCP flags, lengths,
+    /// TTLs, marks, rate limits, fragment bits, connection status bits
+    /// (ASSURED comes later) or source MACs (a routed flow may change hops).
+    pub(crate) fn is_flow_invariant(&self) -> bool {
+        match self {
+            Match::Src(_)
+            | Match::Dst(_)
+            | Match::In(_)
+            | Match::Out(_)
+            | Match::Proto(_)
+            | Match::Udp(_)
+            | Match::Icmp(_)
+            | Match::Multiport(_)
+            | Match::Physdev(_)
+            | Match::State(_)
+            | Match::IpRange { .. }
+            | Match::AddrType { .. }
+            | Match::Comment(_) => true,
+            Match::Tcp(t) => t.flags.is_none(),
+            Match::Conntrack(c) => c.status.is_none(),
+            Match::Frag(_)
+            | Match::Mac(_)
+            | Match::Mark(_)
+            | Match::Connmark(_)
+            | Match::Limit(_)
+            | Match::Length(_)
+            | Match::Ttl(_) => false,
+        }
+    }
+}
+
 /// Modules `-m` may load.
 pub(crate) const MODULES: &[&str] = &[
     "tcp",

@@ -24,6 +24,7 @@ mod log;
 mod matches;
 mod parse;
 mod print;
+mod replay;
 mod targets;
 mod trace;
 mod types;
@@ -41,6 +42,7 @@ use std::sync::Arc;
 use packet::MacAddr;
 
 pub use crate::config::{ConfigError as RuleError, ConfigErrors as RuleErrors};
+pub use replay::Step;
 pub use trace::{NoTrace, Trace, TraceLines};
 pub use types::PortRange;
 
@@ -591,10 +593,10 @@ impl Ruleset {
         parse::parse(text, origin, ifaces)
     }
 
-    /// The switch's generated rules combined with the user's: in each chain
-    /// both define, the user's rules come first; a built-in chain keeps the
-    /// user's policy when the user's text declared it. Both must have been
-    /// parsed with the same [`Interfaces`].
+    /// The switch's generated rules combined with the user's: a built-in
+    /// chain the user's text declared is the user's alone (policy and
+    /// rules); in every other chain both define, the user's rules come
+    /// first. Both must have been parsed with the same [`Interfaces`].
     pub fn layered(generated: Ruleset, user: Ruleset) -> Result<Ruleset, RuleErrors> {
         layer::layered(generated, user)
     }

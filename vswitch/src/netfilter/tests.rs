@@ -1708,10 +1708,21 @@ COMMIT
         run(&mut rs, Table::Filter, Hook::Forward, &p),
         Outcome::Drop
     );
-    // The user's declared policy wins; undeclared, the generated one stays.
-    let user = load("*filter\n:FORWARD ACCEPT [0:0]\nCOMMIT\n");
+    // A declared built-in chain is the user's alone: policy and rules;
+    // undeclared, the generated policy and rules stay.
+    let user = load("*filter\n:FORWARD ACCEPT [0:0]\n-A FORWARD -j MINE\n:MINE - [0:0]\nCOMMIT\n");
     let rs = Ruleset::layered(generated.clone(), user).unwrap();
-    assert!(rs.save(None).contains(":FORWARD ACCEPT [0:0]"));
+    let saved = rs.save(None);
+    assert!(saved.contains(":FORWARD ACCEPT [0:0]"), "{saved}");
+    let forward: Vec<&str> = saved
+        .lines()
+        .filter(|l| l.starts_with("-A FORWARD"))
+        .collect();
+    assert_eq!(forward, ["-A FORWARD -j MINE"]);
+    assert!(
+        saved.contains("-A GEN-ISOLATE -i web -o db -j DROP"),
+        "{saved}"
+    );
     let user = load("*filter\n-A FORWARD -j ACCEPT\nCOMMIT\n");
     let rs = Ruleset::layered(generated.clone(), user).unwrap();
     assert!(rs.save(None).contains(":FORWARD DROP [0:0]\n"));
