@@ -33,7 +33,7 @@ ip = "10.0.0.3"
 
 fn known_mac(c: &mut Criterion) {
     let cfg = config::parse(TOPO, Path::new("bench.toml")).expect("bench topology");
-    let mut sw = Switch::new(&cfg);
+    let mut sw = Switch::new(&cfg).expect("bench rules");
     let (a, b) = (sw.port_id("a").expect("a"), sw.port_id("b").expect("b"));
     let ma = MacAddr::from_ipv4(Ipv4Addr::new(10, 0, 0, 2));
     let mb = MacAddr::from_ipv4(Ipv4Addr::new(10, 0, 0, 3));

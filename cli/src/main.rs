@@ -39,6 +39,10 @@ enum Command {
     Fdb(remote::Target),
     /// The running switch's per-port packet, byte and drop counters.
     Stats(remote::Target),
+    /// The running switch's rules: `iptables -L -n` style, or `-S`.
+    Rules(remote::Rules),
+    /// The running switch's connection table, `conntrack -L` style.
+    Conntrack(remote::Conntrack),
 }
 
 fn main() -> ExitCode {
@@ -54,5 +58,7 @@ fn main() -> ExitCode {
         Command::Check { config } => check::check(&config),
         Command::Fdb(t) => remote::ask(&t, "fdb"),
         Command::Stats(t) => remote::ask(&t, "stats"),
+        Command::Rules(r) => remote::ask(&r.target, &r.request()),
+        Command::Conntrack(c) => remote::ask(&c.target, &c.request()),
     }
 }

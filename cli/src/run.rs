@@ -5,11 +5,10 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use vswitch::io::{self, control::ControlServer, datapath, lab::Lab, notify, stop::StopSignal};
-use vswitch::Switch;
 
 pub fn run(path: &Path) -> ExitCode {
-    let cfg = match crate::check::load(path) {
-        Ok(c) => c,
+    let (cfg, mut switch) = match crate::check::load(path) {
+        Ok(loaded) => loaded,
         Err(code) => return code,
     };
     if !io::is_root() {
@@ -31,7 +30,6 @@ pub fn run(path: &Path) -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(&format!("cannot create the control socket: {e}")),
     };
-    let mut switch = Switch::new(&cfg);
     println!(
         "ready: switch {} forwarding on {} port(s)",
         cfg.switch.name,

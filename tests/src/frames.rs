@@ -8,6 +8,7 @@ use packet::arp::{ArpOp, ArpRepr};
 use packet::ethernet::{ethertype, EthernetRepr, HEADER_LEN};
 use packet::icmpv4::Icmpv4Repr;
 use packet::ipv4::{protocol, Ipv4Repr};
+use packet::tcp::{TcpFlags, TcpRepr};
 use packet::udp::UdpPacket;
 use packet::{MacAddr, VlanId};
 
@@ -97,5 +98,61 @@ pub fn udp(
     let mut view = UdpPacket::new_checked(&mut u[..]).expect("valid UDP");
     view.fill_checksum_v4(src.1, dst.1);
     let ip = ipv4(src.1, dst.1, protocol::UDP, 64, &u);
+    ether(dst.0, src.0, ethertype::IPV4, &ip)
+}
+
+/// A TCP segment's fields, for `tcp`.
+#[derive(Clone, Copy, Debug)]
+pub struct Seg {
+    pub flags: TcpFlags,
+    pub seq: u32,
+    pub ack: u32,
+}
+
+impl Seg {
+    pub fn syn(seq: u32) -> Seg {
+        Seg {
+            flags: TcpFlags::SYN,
+            seq,
+            ack: 0,
+        }
+    }
+
+    pub fn syn_ack(seq: u32, ack: u32) -> Seg {
+        Seg {
+            flags: TcpFlags(TcpFlags::SYN.0 | TcpFlags::ACK.0),
+            seq,
+            ack,
+        }
+    }
+
+    pub fn ack(seq: u32, ack: u32) -> Seg {
+        Seg {
+            flags: TcpFlags::ACK,
+            seq,
+            ack,
+        }
+    }
+}
+
+/// An Ethernet frame carrying a TCP segment with a correct checksum.
+pub fn tcp(
+    src: (MacAddr, Ipv4Addr, u16),
+    dst: (MacAddr, Ipv4Addr, u16),
+    seg: Seg,
+    payload: &[u8],
+) -> Vec<u8> {
+    let repr = TcpRepr {
+        src_port: src.2,
+        dst_port: dst.2,
+        seq_number: seg.seq,
+        ack_number: seg.ack,
+        flags: seg.flags,
+        window: 64240,
+        payload,
+    };
+    let mut t = vec![0u8; repr.buffer_len()];
+    repr.emit_v4(&mut t, src.1, dst.1);
+    let ip = ipv4(src.1, dst.1, protocol::TCP, 64, &t);
     ether(dst.0, src.0, ethertype::IPV4, &ip)
 }

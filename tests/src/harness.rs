@@ -46,7 +46,7 @@ impl Harness {
             .and_then(|f| PcapWriter::new(BufWriter::new(f)))
             .ok();
         Harness {
-            switch: Switch::new(&cfg),
+            switch: Switch::new(&cfg).unwrap_or_else(|e| panic!("scenario rules invalid:\n{e}")),
             now: Timestamp::from_secs(1),
             out: Output::new(),
             pcap,

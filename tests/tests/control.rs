@@ -44,14 +44,14 @@ fn traffic() -> Harness {
 
 #[test]
 fn fdb_listing() {
-    let h = traffic();
-    let text = respond(&h.switch, &IoStats::default(), h.now, "fdb").unwrap();
+    let mut h = traffic();
+    let text = respond(&mut h.switch, &IoStats::default(), h.now, "fdb").unwrap();
     assert_eq!(
         text,
         "02:00:00:00:00:99 dev b vlan 7 master front static\n\
          02:42:0a:0a:00:02 dev a vlan 7 master front age 5s\n"
     );
-    let json = respond(&h.switch, &IoStats::default(), h.now, "fdb --json").unwrap();
+    let json = respond(&mut h.switch, &IoStats::default(), h.now, "fdb --json").unwrap();
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v[1]["mac"], "02:42:0a:0a:00:02");
     assert_eq!(v[1]["port"], "a");
@@ -61,12 +61,12 @@ fn fdb_listing() {
 
 #[test]
 fn stats_listing() {
-    let h = traffic();
+    let mut h = traffic();
     let io = IoStats {
         rx_errors: 0,
         tx_errors: 2,
     };
-    let json = respond(&h.switch, &io, h.now, "stats --json").unwrap();
+    let json = respond(&mut h.switch, &io, h.now, "stats --json").unwrap();
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     let a = &v["ports"][0];
     assert_eq!(a["port"], "a");
@@ -74,17 +74,17 @@ fn stats_listing() {
     assert_eq!(a["drops"]["malformed"], 1);
     assert_eq!(v["ports"][1]["tx_packets"], 1);
     assert_eq!(v["io"]["tx_errors"], 2);
-    let text = respond(&h.switch, &io, h.now, "stats").unwrap();
+    let text = respond(&mut h.switch, &io, h.now, "stats").unwrap();
     assert!(text.contains("  drops: malformed=1\n"), "{text}");
 }
 
 #[test]
 fn bad_requests_get_an_error() {
-    let h = traffic();
+    let mut h = traffic();
     let io = IoStats::default();
-    assert!(respond(&h.switch, &io, h.now, "").is_err());
+    assert!(respond(&mut h.switch, &io, h.now, "").is_err());
     assert_eq!(
-        respond(&h.switch, &io, h.now, "frobnicate now"),
+        respond(&mut h.switch, &io, h.now, "frobnicate now"),
         Err("unknown request \"frobnicate\"".into())
     );
 }

@@ -396,7 +396,7 @@ fn ttl_one_gets_time_exceeded() {
 }
 
 #[test]
-fn networks_are_isolated_at_l3_by_default() {
+fn networks_are_isolated_by_the_generated_rules() {
     let mut h = Harness::new("route_isolated", TWO_NETWORKS);
     let f = ping(
         (mac(A), ip("10.10.0.2")),
@@ -406,7 +406,7 @@ fn networks_are_isolated_at_l3_by_default() {
         b"",
     );
     let s = h.send("a", &f);
-    assert_eq!(s.verdict, Verdict::Dropped(DropReason::Isolated));
+    assert_eq!(s.verdict, Verdict::Dropped(DropReason::Filtered));
     assert!(s.frames.is_empty());
     let f = ping(
         (mac(A), ip("10.10.0.2")),
@@ -419,7 +419,7 @@ fn networks_are_isolated_at_l3_by_default() {
         h.send("a", &f).verdict,
         Verdict::Dropped(DropReason::NoRoute)
     );
-    assert_eq!(h.stats("a").drops(DropReason::Isolated), 1);
+    assert_eq!(h.stats("a").drops(DropReason::Filtered), 1);
 }
 
 #[test]

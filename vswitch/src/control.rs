@@ -3,6 +3,9 @@
 //! words, like the command line that sent it (`fdb --json`); the answer is
 //! text or JSON, or an error sentence.
 
+mod conntrack;
+mod rules;
+
 use std::fmt::Write as _;
 
 use serde_json::json;
@@ -16,7 +19,7 @@ pub const MAX_REQUEST: usize = 64 * 1024;
 
 /// Answers one request line. `Err` is a one-sentence error for the client.
 pub fn respond(
-    switch: &Switch,
+    switch: &mut Switch,
     io: &IoStats,
     now: Timestamp,
     line: &str,
@@ -27,6 +30,8 @@ pub fn respond(
     match args.as_slice() {
         ["fdb"] => Ok(fdb(switch, now, json)),
         ["stats"] => Ok(stats(switch, io, json)),
+        ["rules", opts @ ..] => rules::respond(switch.firewall_mut().rules_mut(), opts, json),
+        ["conntrack", opts @ ..] => conntrack::respond(switch.firewall_mut(), now, opts, json),
         [] => Err("empty request".into()),
         [cmd, ..] => Err(format!("unknown request {cmd:?}")),
     }

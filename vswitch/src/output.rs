@@ -96,6 +96,17 @@ impl Output {
         range
     }
 
+    /// The bytes of a frame built in the arena.
+    pub(crate) fn built(&self, range: Range<usize>) -> &[u8] {
+        &self.arena[range]
+    }
+
+    /// Takes back the frame `build` just queued (an OUTPUT rule refused it).
+    pub(crate) fn unbuild(&mut self, range: Range<usize>) {
+        self.emits.pop();
+        self.arena.truncate(range.start);
+    }
+
     /// Sends a frame already built in the arena to another port too.
     pub(crate) fn again(&mut self, port: PortId, tag: TagEdit, range: Range<usize>) {
         self.emits.push(Emit {

@@ -23,14 +23,21 @@ pub enum DropReason {
     FdbFull,
     /// Routed with TTL 1 (answered with ICMP time exceeded).
     TtlExceeded,
-    /// Between networks, which are isolated unless a rule allows it.
-    Isolated,
     /// Routed to an address nobody answered ARP for yet (the gateway asked).
     NeighbourUnresolved,
+    /// A rule's DROP or a chain's DROP policy (isolation between networks
+    /// is such a rule).
+    Filtered,
+    /// A rule's REJECT; the sender was answered with an ICMP error or RST.
+    Rejected,
+    /// The connection table was full of assured entries.
+    ConntrackFull,
+    /// A nat rule chose a translation, which this version does not carry out.
+    NatUnsupported,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 11] = [
+    pub const ALL: [DropReason; 14] = [
         DropReason::Malformed,
         DropReason::VlanNotAllowed,
         DropReason::BadSourceMac,
@@ -40,8 +47,11 @@ impl DropReason {
         DropReason::NoRoute,
         DropReason::FdbFull,
         DropReason::TtlExceeded,
-        DropReason::Isolated,
         DropReason::NeighbourUnresolved,
+        DropReason::Filtered,
+        DropReason::Rejected,
+        DropReason::ConntrackFull,
+        DropReason::NatUnsupported,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -55,8 +65,11 @@ impl DropReason {
             DropReason::NoRoute => "no_route",
             DropReason::FdbFull => "fdb_full",
             DropReason::TtlExceeded => "ttl_exceeded",
-            DropReason::Isolated => "isolated",
             DropReason::NeighbourUnresolved => "neighbour_unresolved",
+            DropReason::Filtered => "filtered",
+            DropReason::Rejected => "rejected",
+            DropReason::ConntrackFull => "conntrack_full",
+            DropReason::NatUnsupported => "nat_unsupported",
         }
     }
 

@@ -4,9 +4,11 @@
 //! runs.
 //!
 //! Order of work, top to bottom in `process`:
-//! parse -> VLAN classification -> source check and learning -> the gateway
-//! (ARP, ICMP echo, routing between networks) -> FDB lookup -> unicast or
-//! flood within the L2 domain.
+//! parse -> VLAN classification -> source check and learning -> ARP at the
+//! gateway -> PREROUTING (raw, conntrack, mangle, nat) -> for the gateway
+//! itself: INPUT, then ICMP echo; routed between networks: TTL, next hop,
+//! FORWARD and POSTROUTING; bridged: FDB lookup, then FORWARD and
+//! POSTROUTING per egress port -> send, and conntrack confirms.
 
 use std::net::Ipv4Addr;
 use std::time::Duration;
@@ -15,14 +17,17 @@ use packet::arp::{ArpOp, ArpRepr};
 use packet::ethernet::{self, ethertype, EthernetRepr};
 use packet::icmpv4::{self, msg, Icmpv4Packet, Icmpv4Repr};
 use packet::ipv4::{protocol, Ipv4Packet};
-use packet::{MacAddr, Parsed, L3};
+use packet::{MacAddr, Parsed, L3, L4};
 
-use crate::config::{Config, Ipv4Net};
+use crate::config::{Config, ConfigErrors, Ipv4Net};
 use crate::fdb::{Domain, Fdb, Learned};
+use crate::firewall::{self, Firewall, Pass, Refusal};
 use crate::gateway::{self, Gateway, Reply};
 use crate::neigh::Neighbours;
+use crate::netfilter::Iface;
 use crate::output::{Output, TagEdit};
 use crate::port::{Egress, Port, PortId, VlanMembership};
+use crate::reject::{self, Refused, TcpResetFrame};
 use crate::stats::DropReason;
 use crate::time::Timestamp;
 
@@ -49,11 +54,14 @@ pub struct Switch {
     networks: Vec<Network>,
     fdb: Fdb,
     neighbours: Neighbours,
+    firewall: Firewall,
 }
 
 impl Switch {
-    /// Builds the pipeline for a validated configuration.
-    pub fn new(config: &Config) -> Switch {
+    /// Builds the pipeline for a validated configuration; its rules may
+    /// still be wrong, and are reported as config errors are.
+    pub fn new(config: &Config) -> Result<Switch, ConfigErrors> {
+        let rules = firewall::load_rules(config)?;
         let mut networks: Vec<Network> = config
             .networks
             .iter()
@@ -111,12 +119,13 @@ impl Switch {
                 neighbours.add_permanent(p.network, ip, p.mac);
             }
         }
-        Switch {
+        Ok(Switch {
             ports,
             networks,
             fdb,
             neighbours,
-        }
+            firewall: Firewall::new(config, rules),
+        })
     }
 
     pub fn ports(&self) -> &[Port] {
@@ -142,10 +151,20 @@ impl Switch {
         &self.fdb
     }
 
-    /// Housekeeping that depends only on time: FDB and neighbour aging.
+    pub fn firewall(&self) -> &Firewall {
+        &self.firewall
+    }
+
+    pub fn firewall_mut(&mut self) -> &mut Firewall {
+        &mut self.firewall
+    }
+
+    /// Housekeeping that depends only on time: FDB, neighbour and
+    /// connection aging.
     pub fn expire(&mut self, now: Timestamp) {
         self.fdb.expire(now);
         self.neighbours.expire(now);
+        self.firewall.expire(now);
     }
 
     /// Decides the fate of one frame that arrived on `ingress` at `now`.
@@ -197,74 +216,114 @@ impl Switch {
         }
 
         let gw = self.networks[usize::from(domain.network)].gateway;
-        if gw.domain == domain {
-            if let Some(v) = self.for_gateway(now, &gw, ingress, &parsed, frame, out) {
-                return v;
+        let at_gateway = gw.domain == domain;
+        if let L3::Arp(arp) = &parsed.l3 {
+            if at_gateway {
+                if let Some(v) = self.arp(now, &gw, ingress, arp, parsed.dst, out) {
+                    return v;
+                }
             }
+            return self.bridge(now, domain, ingress, &parsed, frame, None, out);
         }
 
-        if parsed.dst.is_unicast() {
-            if let Some(dst) = self.fdb.lookup(domain, parsed.dst, now) {
-                if dst == ingress {
-                    return Verdict::Dropped(DropReason::SameSegment);
-                }
-                return match self.send(dst, vlan, in_tag, frame.len(), out) {
-                    true => Verdict::Forwarded(1),
-                    false => Verdict::Dropped(DropReason::NoEgress),
-                };
+        let routed = at_gateway && parsed.dst == gw.mac;
+        let iif = Iface {
+            port: ingress.0,
+            network: domain.network,
+        };
+        let mut pass = match self.firewall.prerouting(now, iif, !routed, &parsed, frame) {
+            None => None,
+            Some(Ok(pass)) => Some(pass),
+            Some(Err(refusal)) => {
+                return self.refuse(now, refusal, &gw, ingress, &parsed, frame, out)
             }
+        };
+        let verdict = if routed {
+            self.at_gateway(now, &gw, ingress, &parsed, frame, pass.as_mut(), out)
+        } else {
+            self.bridge(now, domain, ingress, &parsed, frame, pass.as_mut(), out)
+        };
+        let Some(pass) = pass else {
+            return verdict;
+        };
+        let accepted = matches!(verdict, Verdict::Forwarded(_) | Verdict::Local);
+        if let Err(reason) = self.firewall.finish(&pass, accepted) {
+            out.clear();
+            return Verdict::Dropped(reason);
         }
-        self.flood(domain, ingress, in_tag, frame.len(), out)
+        if accepted {
+            apply_mangle(&pass, &parsed, frame);
+        }
+        verdict
     }
 
-    /// Frames the gateway consumes: ARP for its address, anything to its MAC.
-    /// `None` when the frame is not for the gateway and switching goes on.
-    fn for_gateway(
+    /// ARP at the gateway: learns the sender, answers for the gateway's
+    /// address. `None` when the frame is to be bridged on.
+    fn arp(
+        &mut self,
+        now: Timestamp,
+        gw: &Gateway,
+        ingress: PortId,
+        arp: &ArpRepr,
+        dst: MacAddr,
+        out: &mut Output,
+    ) -> Option<Verdict> {
+        let net = gw.domain.network;
+        if self.networks[usize::from(net)]
+            .subnet
+            .contains(arp.sender_ip)
+        {
+            self.neighbours
+                .learn(net, arp.sender_ip, arp.sender_mac, now);
+        }
+        if gw.answers_arp(arp) {
+            self.reply(now, ingress, gw, gateway::ARP_REPLY_LEN, out, |b| {
+                gateway::emit_arp_reply(b, gw, arp)
+            });
+            return Some(Verdict::Local);
+        }
+        // Replies to the gateway's own requests end here, already learned.
+        (dst == gw.mac).then_some(Verdict::Local)
+    }
+
+    /// An IP packet addressed to the gateway's MAC: for one of the switch's
+    /// own addresses (INPUT), or routed to another network.
+    #[allow(clippy::too_many_arguments)]
+    fn at_gateway(
         &mut self,
         now: Timestamp,
         gw: &Gateway,
         ingress: PortId,
         parsed: &Parsed,
         frame: &mut [u8],
+        pass: Option<&mut Pass>,
         out: &mut Output,
-    ) -> Option<Verdict> {
-        if let L3::Arp(arp) = &parsed.l3 {
-            let net = gw.domain.network;
-            if self.networks[usize::from(net)]
-                .subnet
-                .contains(arp.sender_ip)
-            {
-                self.neighbours
-                    .learn(net, arp.sender_ip, arp.sender_mac, now);
-            }
-            if gw.answers_arp(arp) {
-                self.reply(ingress, gw, gateway::ARP_REPLY_LEN, out, |b| {
-                    gateway::emit_arp_reply(b, gw, arp)
-                });
-                return Some(Verdict::Local);
-            }
-        }
-        if parsed.dst != gw.mac {
-            return None;
-        }
+    ) -> Verdict {
         let L3::Ipv4 { dst, protocol, .. } = parsed.l3 else {
-            // ARP replies to our own requests end here, already learned.
-            return Some(match parsed.l3 {
-                L3::Arp(_) => Verdict::Local,
-                _ => Verdict::Dropped(DropReason::NotForUs),
-            });
+            return Verdict::Dropped(DropReason::NotForUs);
         };
-        if dst != gw.ip {
-            return Some(self.route(now, gw, ingress, parsed, frame, out));
+        let Some(local) = self.networks.iter().find(|n| n.gateway.ip == dst) else {
+            return self.route(now, gw, ingress, parsed, frame, pass, out);
+        };
+        // Answered from the address asked, in the name of the ingress side.
+        let responder = Gateway {
+            ip: local.gateway.ip,
+            ..*gw
+        };
+        if let Some(pass) = pass {
+            if let Err(refusal) = self.firewall.input(now, pass) {
+                return self.refuse(now, refusal, gw, ingress, parsed, frame, out);
+            }
         }
-        Some(match protocol {
-            protocol::ICMP => self.echo(gw, ingress, parsed, frame, out),
+        match protocol {
+            protocol::ICMP => self.echo(now, &responder, ingress, parsed, frame, out),
             _ => Verdict::Dropped(DropReason::NotForUs),
-        })
+        }
     }
 
     fn echo(
         &mut self,
+        now: Timestamp,
         gw: &Gateway,
         ingress: PortId,
         parsed: &Parsed,
@@ -294,14 +353,17 @@ impl Switch {
                 data: icmp.data(),
             },
         };
-        self.reply(ingress, gw, reply.frame_len(), out, |b| reply.emit(b, gw));
+        self.reply(now, ingress, gw, reply.frame_len(), out, |b| {
+            reply.emit(b, gw)
+        });
         Verdict::Local
     }
 
     /// Routes an IPv4 packet addressed to the gateway's MAC onward to the
     /// network that holds its destination, as Linux's ip_forward does: TTL
-    /// checked before the FORWARD decision, decremented after it, MACs
-    /// rewritten for the next hop.
+    /// checked and decremented before the FORWARD hook, MACs rewritten for
+    /// the next hop.
+    #[allow(clippy::too_many_arguments)]
     fn route(
         &mut self,
         now: Timestamp,
@@ -309,6 +371,7 @@ impl Switch {
         ingress: PortId,
         parsed: &Parsed,
         frame: &mut [u8],
+        mut pass: Option<&mut Pass>,
         out: &mut Output,
     ) -> Verdict {
         let L3::Ipv4 { dst, ttl, .. } = parsed.l3 else {
@@ -322,37 +385,183 @@ impl Switch {
             return Verdict::Dropped(DropReason::NoRoute);
         };
         if ttl <= 1 {
-            self.icmp_error(gw, ingress, parsed, frame, msg::TIME_EXCEEDED, 0, out);
+            self.icmp_error(now, gw, ingress, parsed, frame, msg::TIME_EXCEEDED, 0, out);
             return Verdict::Dropped(DropReason::TtlExceeded);
-        }
-        if !self.forward_allowed(gw.domain.network, egress_net as u16) {
-            return Verdict::Dropped(DropReason::Isolated);
         }
         let egress_gw = self.networks[egress_net].gateway;
         let Some(next_hop) = self.neighbours.lookup(egress_gw.domain.network, dst, now) else {
             self.arp_request(&egress_gw, dst, out);
             return Verdict::Dropped(DropReason::NeighbourUnresolved);
         };
-        frame[0..6].copy_from_slice(&next_hop.0);
-        frame[6..12].copy_from_slice(&egress_gw.mac.0);
-        if let Ok(mut ip) = Ipv4Packet::new_checked(&mut frame[parsed.l3_offset..]) {
-            ip.decrement_ttl();
+        if let Some(pass) = pass.as_deref_mut() {
+            pass.info.ttl = ttl - 1;
         }
-        let in_tag = parsed.vlan();
         let domain = egress_gw.domain;
-        match self.fdb.lookup(domain, next_hop, now) {
-            Some(port) if self.send(port, domain.vlan, in_tag, frame.len(), out) => {
-                Verdict::Forwarded(1)
+        let in_tag = parsed.vlan();
+        let verdict = match self.fdb.lookup(domain, next_hop, now) {
+            Some(port) => {
+                let sent = self.filter_send(now, port, domain, in_tag, frame.len(), pass, out);
+                match sent {
+                    Ok(true) => Verdict::Forwarded(1),
+                    Ok(false) => Verdict::Dropped(DropReason::NoEgress),
+                    Err(refusal) => {
+                        return self.refuse(now, refusal, gw, ingress, parsed, frame, out)
+                    }
+                }
             }
-            Some(_) => Verdict::Dropped(DropReason::NoEgress),
-            None => self.flood(domain, ingress, in_tag, frame.len(), out),
+            None => match self.flood(now, domain, ingress, in_tag, frame.len(), pass, out) {
+                Ok(v) => v,
+                Err(refusal) => return self.refuse(now, refusal, gw, ingress, parsed, frame, out),
+            },
+        };
+        if let Verdict::Forwarded(_) = verdict {
+            frame[0..6].copy_from_slice(&next_hop.0);
+            frame[6..12].copy_from_slice(&egress_gw.mac.0);
+            if let Ok(mut ip) = Ipv4Packet::new_checked(&mut frame[parsed.l3_offset..]) {
+                ip.decrement_ttl();
+            }
+        }
+        verdict
+    }
+
+    /// Switching within the L2 domain: to the port the destination was
+    /// learned on, or flooded; FORWARD decides per egress port.
+    #[allow(clippy::too_many_arguments)]
+    fn bridge(
+        &mut self,
+        now: Timestamp,
+        domain: Domain,
+        ingress: PortId,
+        parsed: &Parsed,
+        frame: &mut [u8],
+        pass: Option<&mut Pass>,
+        out: &mut Output,
+    ) -> Verdict {
+        let in_tag = parsed.vlan();
+        let len = frame.len();
+        let sent = match self.fdb.lookup(domain, parsed.dst, now) {
+            Some(dst) if parsed.dst.is_unicast() => {
+                if dst == ingress {
+                    return Verdict::Dropped(DropReason::SameSegment);
+                }
+                self.filter_send(now, dst, domain, in_tag, len, pass, out)
+                    .map(|sent| match sent {
+                        true => Verdict::Forwarded(1),
+                        false => Verdict::Dropped(DropReason::NoEgress),
+                    })
+            }
+            _ => self.flood(now, domain, ingress, in_tag, len, pass, out),
+        };
+        match sent {
+            Ok(v) => v,
+            Err(refusal) => {
+                let gw = self.networks[usize::from(domain.network)].gateway;
+                self.refuse(now, refusal, &gw, ingress, parsed, frame, out)
+            }
         }
     }
 
-    /// Whether traffic may be routed between two networks. Docker's default:
-    /// each network is isolated from the others.
-    fn forward_allowed(&self, from: u16, to: u16) -> bool {
-        from == to
+    /// FORWARD towards `port` (for IPv4), then the send. `Ok(false)` when
+    /// the port does not carry the VLAN.
+    #[allow(clippy::too_many_arguments)]
+    fn filter_send(
+        &mut self,
+        now: Timestamp,
+        port: PortId,
+        domain: Domain,
+        in_tag: Option<u16>,
+        len: usize,
+        pass: Option<&mut Pass>,
+        out: &mut Output,
+    ) -> Result<bool, Refusal> {
+        let Some(p) = self.ports.get(port.index()) else {
+            return Ok(false);
+        };
+        if p.vlans.egress(domain.vlan).is_none() {
+            return Ok(false);
+        }
+        if let Some(pass) = pass {
+            let oif = Iface {
+                port: port.0,
+                network: p.network,
+            };
+            self.firewall.forward(now, pass, oif)?;
+        }
+        Ok(self.send(port, domain.vlan, in_tag, len, out))
+    }
+
+    /// Drops a refused packet; a REJECT answers its sender first.
+    #[allow(clippy::too_many_arguments)]
+    fn refuse(
+        &mut self,
+        now: Timestamp,
+        refusal: Refusal,
+        gw: &Gateway,
+        ingress: PortId,
+        parsed: &Parsed,
+        frame: &[u8],
+        out: &mut Output,
+    ) -> Verdict {
+        let with = match refusal {
+            Refusal::Drop(reason) => return Verdict::Dropped(reason),
+            Refusal::Reject(with) => with,
+        };
+        match reject::icmp_code(with) {
+            Some(code) => self.icmp_error(
+                now,
+                gw,
+                ingress,
+                parsed,
+                frame,
+                msg::DST_UNREACHABLE,
+                code,
+                out,
+            ),
+            None => self.tcp_reset(now, gw, ingress, parsed, out),
+        }
+        Verdict::Dropped(DropReason::Rejected)
+    }
+
+    /// Answers a refused TCP segment with a reset from its destination.
+    fn tcp_reset(
+        &mut self,
+        now: Timestamp,
+        gw: &Gateway,
+        ingress: PortId,
+        parsed: &Parsed,
+        out: &mut Output,
+    ) {
+        let (
+            L3::Ipv4 { src, dst, .. },
+            L4::Tcp {
+                src_port,
+                dst_port,
+                flags,
+                seq,
+                ack,
+                payload_len,
+                ..
+            },
+        ) = (parsed.l3, parsed.l4)
+        else {
+            // The rule parser accepts tcp-reset only with -p tcp.
+            return;
+        };
+        let seg = Refused {
+            src_mac: parsed.src,
+            dst_mac: parsed.dst,
+            src,
+            dst,
+            src_port,
+            dst_port,
+            flags,
+            seq,
+            ack,
+            payload_len,
+        };
+        if let Some(rst) = reject::tcp_reset(&seg) {
+            self.reply(now, ingress, gw, TcpResetFrame::LEN, out, |b| rst.emit(b));
+        }
     }
 
     /// Broadcasts "who has `target`" from the gateway into its domain.
@@ -394,10 +603,13 @@ impl Switch {
         }
     }
 
-    /// Answers the sender of `frame` with an ICMP error quoting it.
+    /// Answers the sender of `frame` with an ICMP error quoting it, unless
+    /// RFC 1122 forbids: never about an ICMP error, a non-first fragment,
+    /// or a packet to or from a broadcast or multicast address.
     #[allow(clippy::too_many_arguments)]
     fn icmp_error(
         &mut self,
+        now: Timestamp,
         gw: &Gateway,
         ingress: PortId,
         parsed: &Parsed,
@@ -406,9 +618,27 @@ impl Switch {
         code: u8,
         out: &mut Output,
     ) {
-        let L3::Ipv4 { src, .. } = parsed.l3 else {
+        let L3::Ipv4 {
+            src,
+            dst,
+            first_fragment,
+            ..
+        } = parsed.l3
+        else {
             return;
         };
+        let about_error = matches!(parsed.l4, L4::Icmp { msg_type, .. }
+            if !matches!(msg_type, msg::ECHO_REQUEST | msg::ECHO_REPLY));
+        if about_error
+            || !first_fragment
+            || !parsed.dst.is_unicast()
+            || is_unspecified_or_broadcast(src)
+            || src.is_multicast()
+            || is_unspecified_or_broadcast(dst)
+            || dst.is_multicast()
+        {
+            return;
+        }
         let invoking = icmpv4::error_quote(&frame[parsed.l3_offset..]);
         let icmp = match msg_type {
             msg::TIME_EXCEEDED => Icmpv4Repr::TimeExceeded { code, invoking },
@@ -419,26 +649,43 @@ impl Switch {
             dst_ip: src,
             icmp,
         };
-        self.reply(ingress, gw, reply.frame_len(), out, |b| reply.emit(b, gw));
+        self.reply(now, ingress, gw, reply.frame_len(), out, |b| {
+            reply.emit(b, gw)
+        });
     }
 
     /// Sends a frame the gateway built back out of `port`, tagged as the
-    /// gateway's VLAN leaves that port.
+    /// gateway's VLAN leaves that port, once the OUTPUT hooks allow it.
     fn reply(
         &mut self,
+        now: Timestamp,
         port: PortId,
         gw: &Gateway,
         len: usize,
         out: &mut Output,
         fill: impl FnOnce(&mut [u8]),
     ) {
-        let p = &mut self.ports[port.index()];
+        let p = &self.ports[port.index()];
         let tag = match p.vlans.egress(gw.domain.vlan) {
             Some(Egress::Tagged(v)) => TagEdit::Push(v),
             Some(Egress::Untagged) | None => TagEdit::Keep,
         };
-        out.build(port, tag, len, fill);
-        p.stats.tx(len + if tag == TagEdit::Keep { 0 } else { 4 });
+        let oif = Iface {
+            port: port.0,
+            network: p.network,
+        };
+        let range = out.build(port, tag, len, fill);
+        if self
+            .firewall
+            .local_out(now, oif, out.built(range.clone()))
+            .is_err()
+        {
+            out.unbuild(range);
+            return;
+        }
+        self.ports[port.index()]
+            .stats
+            .tx(len + if tag == TagEdit::Keep { 0 } else { 4 });
     }
 
     /// Queues the ingress frame for `port` if it carries `vlan`.
@@ -465,28 +712,56 @@ impl Switch {
     }
 
     /// Broadcast, multicast and unknown unicast go to every other port of the
-    /// same L2 domain, and nowhere else.
+    /// same L2 domain that FORWARD lets them reach, and nowhere else. When
+    /// no port took the frame, the first refusal is the answer.
+    #[allow(clippy::too_many_arguments)]
     fn flood(
         &mut self,
+        now: Timestamp,
         domain: Domain,
         ingress: PortId,
         in_tag: Option<u16>,
         len: usize,
+        mut pass: Option<&mut Pass>,
         out: &mut Output,
-    ) -> Verdict {
+    ) -> Result<Verdict, Refusal> {
         let net = usize::from(domain.network);
         let mut sent = 0;
+        let mut refused = None;
         for i in 0..self.networks[net].members.len() {
             let p = self.networks[net].members[i];
-            if p != ingress && self.send(p, domain.vlan, in_tag, len, out) {
-                sent += 1;
+            if p == ingress {
+                continue;
+            }
+            match self.filter_send(now, p, domain, in_tag, len, pass.as_deref_mut(), out) {
+                Ok(true) => sent += 1,
+                Ok(false) => {}
+                Err(r) => {
+                    refused.get_or_insert(r);
+                }
             }
         }
-        if sent == 0 {
-            Verdict::Dropped(DropReason::NoEgress)
-        } else {
-            Verdict::Forwarded(sent)
+        match (sent, refused) {
+            (0, Some(r)) => Err(r),
+            (0, None) => Ok(Verdict::Dropped(DropReason::NoEgress)),
+            (n, _) => Ok(Verdict::Forwarded(n)),
         }
+    }
+}
+
+/// Writes what mangle targets changed (TTL, TOS) into the IPv4 header.
+fn apply_mangle(pass: &Pass, parsed: &Parsed, frame: &mut [u8]) {
+    if pass.meta.ttl.is_none() && pass.meta.tos.is_none() {
+        return;
+    }
+    let Ok(mut ip) = Ipv4Packet::new_checked(&mut frame[parsed.l3_offset..]) else {
+        return;
+    };
+    if let Some(ttl) = pass.meta.ttl {
+        ip.set_ttl_update_checksum(ttl);
+    }
+    if let Some(tos) = pass.meta.tos {
+        ip.set_dscp_ecn_update_checksum(tos);
     }
 }
 

@@ -48,7 +48,7 @@ impl ControlServer {
     }
 
     /// Serves every pending connection.
-    pub fn serve(&self, switch: &Switch, io: &IoStats, now: Timestamp) {
+    pub fn serve(&self, switch: &mut Switch, io: &IoStats, now: Timestamp) {
         loop {
             match self.listener.accept() {
                 Ok((stream, _)) => {
@@ -69,7 +69,12 @@ impl Drop for ControlServer {
     }
 }
 
-fn serve_one(stream: UnixStream, switch: &Switch, io: &IoStats, now: Timestamp) -> io::Result<()> {
+fn serve_one(
+    stream: UnixStream,
+    switch: &mut Switch,
+    io: &IoStats,
+    now: Timestamp,
+) -> io::Result<()> {
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(CLIENT_TIMEOUT))?;
     stream.set_write_timeout(Some(CLIENT_TIMEOUT * 10))?;

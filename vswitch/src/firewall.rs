@@ -1,0 +1,610 @@
+//! Netfilter's part of the pipeline: the hooks in the order a Linux host
+//! with `bridge-nf-call-iptables=1` runs them, connection tracking between
+//! raw and mangle, and the flow cache that lets established traffic skip
+//! the rule tables.
+//!
+//! The switch calls `prerouting` once per IPv4 packet, then `input` when the
+//! packet is for the switch itself or `forward` once per egress port, then
+//! `finish`, which confirms the connection the packet started or forgets
+//! it. Packets the switch sends itself go through `local_out`.
+//!
+//! IPv4 only: ARP and IPv6 pass untouched, as they would on a host whose
+//! rules are all iptables. Fragments are not reassembled; a non-first
+//! fragment carries no ports and is evaluated UNTRACKED.
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use conntrack::{Conntrack, CtL4, CtPacket, Dir, EntryId, Status};
+use packet::icmpv4::msg;
+use packet::ipv4::protocol;
+use packet::{FlowKey, Parsed, L3, L4};
+
+use crate::config::{Config, ConfigErrors, Driver, RulesSource};
+use crate::flow_cache::{FlowCache, Lookup, Recorder};
+use crate::netfilter::{
+    AddrType, CtDir, CtInfo, CtState, Hook, Iface, Interfaces, L4Info, Meta, NoTrace, Origin,
+    Outcome, PacketInfo, RejectWith, Ruleset, Table,
+};
+use crate::stats::DropReason;
+use crate::time::Timestamp;
+use crate::topology_rules;
+
+/// Why the hooks stopped a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    Drop(DropReason),
+    /// Dropped, and the sender is to be answered.
+    Reject(RejectWith),
+}
+
+/// A packet between hooks: what the rules see of it, what targets changed,
+/// and its connection.
+pub struct Pass {
+    pub info: PacketInfo,
+    pub meta: Meta,
+    conn: Option<(EntryId, Dir)>,
+    /// The packet created its entry, still tentative until `finish`.
+    creates: bool,
+    /// Established: a cached path may replace evaluation.
+    cacheable: bool,
+    /// The rule path recorded for the cache while the hooks ran.
+    recorder: Recorder,
+}
+
+impl Pass {
+    fn new(info: PacketInfo) -> Pass {
+        Pass {
+            info,
+            meta: Meta::default(),
+            conn: None,
+            creates: false,
+            cacheable: false,
+            recorder: Recorder::default(),
+        }
+    }
+}
+
+pub struct Firewall {
+    rules: Ruleset,
+    conns: Conntrack<FlowCache>,
+    /// The switch's own addresses (`--dst-type LOCAL`).
+    locals: Vec<Ipv4Addr>,
+    /// Each network's directed broadcast address.
+    broadcasts: Vec<Ipv4Addr>,
+}
+
+/// The names rules may use for `-i`/`-o`: ports, then networks.
+pub fn interfaces(config: &Config) -> Interfaces {
+    Interfaces {
+        ports: config.ports.iter().map(|p| p.name.clone()).collect(),
+        networks: config.networks.iter().map(|n| n.name.clone()).collect(),
+    }
+}
+
+/// The generated rules with the user's `[rules]` over them; errors name
+/// topo.toml (or the rules file) and the line.
+pub fn load_rules(config: &Config) -> Result<Ruleset, ConfigErrors> {
+    let ifaces = interfaces(config);
+    let generated = Ruleset::parse(
+        &topology_rules::filter(config),
+        &Origin::new(topology_rules::ORIGIN),
+        &ifaces,
+    )?;
+    let Some(source) = &config.rules else {
+        return Ok(generated);
+    };
+    let origin = match source {
+        RulesSource::Text { line, .. } => {
+            Origin::with_line_offset(&config.source.path, line.saturating_sub(1))
+        }
+        RulesSource::File { path, .. } => Origin::new(path),
+    };
+    let user = Ruleset::parse(source.text(), &origin, &ifaces)?;
+    Ruleset::layered(generated, user)
+}
+
+impl Firewall {
+    pub fn new(config: &Config, rules: Ruleset) -> Firewall {
+        let bridges = config
+            .networks
+            .iter()
+            .filter(|n| n.driver == Driver::Bridge);
+        Firewall {
+            rules,
+            conns: Conntrack::new(conntrack::Config {
+                max_entries: config.switch.conntrack_max,
+                ..conntrack::Config::default()
+            }),
+            locals: bridges.clone().map(|n| n.gateway).collect(),
+            broadcasts: bridges.map(|n| n.subnet.broadcast()).collect(),
+        }
+    }
+
+    pub fn rules(&self) -> &Ruleset {
+        &self.rules
+    }
+
+    pub fn rules_mut(&mut self) -> &mut Ruleset {
+        &mut self.rules
+    }
+
+    /// Replaces the ruleset; its new generation retires every cached path.
+    pub fn set_rules(&mut self, rules: Ruleset) {
+        self.rules = rules;
+    }
+
+    pub fn conntrack(&self) -> &Conntrack<FlowCache> {
+        &self.conns
+    }
+
+    pub fn conntrack_mut(&mut self) -> &mut Conntrack<FlowCache> {
+        &mut self.conns
+    }
+
+    pub fn expire(&mut self, now: Timestamp) {
+        self.conns.expire(Duration::from_nanos(now.as_nanos()));
+    }
+
+    /// raw PREROUTING, conntrack, mangle PREROUTING, nat PREROUTING for a
+    /// packet that came in by `iif`; `bridged` when it is not addressed to
+    /// the gateway's MAC. `None` for what the rules do not see (anything
+    /// but IPv4).
+    pub fn prerouting(
+        &mut self,
+        now: Timestamp,
+        iif: Iface,
+        bridged: bool,
+        parsed: &Parsed,
+        frame: &[u8],
+    ) -> Option<Result<Pass, Refusal>> {
+        let info = self.describe(parsed, frame, Some(iif), None, bridged)?;
+        let mut pass = Pass::new(info);
+        let verdict = self
+            .hook(now, &mut pass, Table::Raw, Hook::Prerouting)
+            .and_then(|()| {
+                self.track(now, &mut pass, parsed, frame);
+                self.hook(now, &mut pass, Table::Mangle, Hook::Prerouting)?;
+                self.nat_hook(now, &mut pass, Hook::Prerouting)
+            });
+        Some(match verdict {
+            Ok(()) => Ok(pass),
+            Err(refusal) => {
+                // Nothing later will finish this packet's tentative entry.
+                let _ = self.finish(&pass, false);
+                Err(refusal)
+            }
+        })
+    }
+
+    /// mangle and filter INPUT, nat INPUT: the packet is for the switch.
+    pub fn input(&mut self, now: Timestamp, pass: &mut Pass) -> Result<(), Refusal> {
+        pass.cacheable = false;
+        self.hook(now, pass, Table::Mangle, Hook::Input)?;
+        self.hook(now, pass, Table::Filter, Hook::Input)?;
+        self.nat_hook(now, pass, Hook::Input)
+    }
+
+    /// mangle and filter FORWARD, mangle and nat POSTROUTING, towards `oif`.
+    /// An established packet whose path through these chains was cached
+    /// for the same ports and ruleset skips them, counters replayed.
+    pub fn forward(&mut self, now: Timestamp, pass: &mut Pass, oif: Iface) -> Result<(), Refusal> {
+        pass.info.oif = Some(oif);
+        let conn = pass.conn.filter(|_| pass.cacheable);
+        if let (Some((id, dir)), Some(iif)) = (conn, pass.info.iif) {
+            let generation = self.rules.generation();
+            if let Some(e) = self.conns.get(id) {
+                match e.extra.lookup(dir, generation, iif, oif) {
+                    Lookup::Hit(path) => {
+                        self.rules.replay(path, pass.info.len);
+                        return Ok(());
+                    }
+                    Lookup::Miss => pass.recorder.start(),
+                    Lookup::Uncacheable => {}
+                }
+            }
+        }
+        self.hook(now, pass, Table::Mangle, Hook::Forward)?;
+        self.hook(now, pass, Table::Filter, Hook::Forward)?;
+        self.hook(now, pass, Table::Mangle, Hook::Postrouting)?;
+        self.nat_hook(now, pass, Hook::Postrouting)?;
+        self.store(pass);
+        Ok(())
+    }
+
+    /// Confirms the connection the packet started if it was let through,
+    /// forgets it otherwise, and keeps the connection mark.
+    pub fn finish(&mut self, pass: &Pass, accepted: bool) -> Result<(), DropReason> {
+        let Some((id, _)) = pass.conn else {
+            return Ok(());
+        };
+        if !accepted {
+            if pass.creates {
+                self.conns.abort(id);
+            }
+            return Ok(());
+        }
+        if let Some(e) = self.conns.get_mut(id) {
+            e.mark = pass.meta.ctmark;
+        }
+        if pass.creates && self.conns.confirm(id).is_err() {
+            return Err(DropReason::ConntrackFull);
+        }
+        Ok(())
+    }
+
+    /// raw, mangle, nat and filter OUTPUT, then mangle and nat POSTROUTING,
+    /// for a frame the switch built and is about to send out of `oif`.
+    pub fn local_out(&mut self, now: Timestamp, oif: Iface, frame: &[u8]) -> Result<(), Refusal> {
+        let parsed = Parsed::parse(frame).map_err(|_| Refusal::Drop(DropReason::Malformed))?;
+        let Some(info) = self.describe(&parsed, frame, None, Some(oif), false) else {
+            return Ok(());
+        };
+        let mut pass = Pass::new(info);
+        let verdict = self.output_hooks(now, &mut pass, &parsed, frame);
+        self.finish(&pass, verdict.is_ok()).map_err(Refusal::Drop)?;
+        verdict
+    }
+
+    fn output_hooks(
+        &mut self,
+        now: Timestamp,
+        pass: &mut Pass,
+        parsed: &Parsed,
+        frame: &[u8],
+    ) -> Result<(), Refusal> {
+        self.hook(now, pass, Table::Raw, Hook::Output)?;
+        self.track(now, pass, parsed, frame);
+        pass.cacheable = false;
+        self.hook(now, pass, Table::Mangle, Hook::Output)?;
+        self.nat_hook(now, pass, Hook::Output)?;
+        self.hook(now, pass, Table::Filter, Hook::Output)?;
+        self.hook(now, pass, Table::Mangle, Hook::Postrouting)?;
+        self.nat_hook(now, pass, Hook::Postrouting)
+    }
+
+    /// One table at one hook; `Err` ends the packet's way through the hooks.
+    fn hook(
+        &mut self,
+        now: Timestamp,
+        pass: &mut Pass,
+        table: Table,
+        hook: Hook,
+    ) -> Result<(), Refusal> {
+        if self.rules.is_empty(table, hook) {
+            return Ok(());
+        }
+        let outcome = if pass.recorder.is_on() {
+            self.rules.evaluate(
+                table,
+                hook,
+                &pass.info,
+                &mut pass.meta,
+                now,
+                &mut pass.recorder,
+            )
+        } else {
+            self.rules
+                .evaluate(table, hook, &pass.info, &mut pass.meta, now, &mut NoTrace)
+        };
+        match outcome {
+            Outcome::Accept => Ok(()),
+            Outcome::Drop => Err(Refusal::Drop(DropReason::Filtered)),
+            Outcome::Reject(with) => Err(Refusal::Reject(with)),
+            Outcome::Nat(_) => Err(Refusal::Drop(DropReason::NatUnsupported)),
+        }
+    }
+
+    /// The nat table sees only the first packet of a connection.
+    fn nat_hook(&mut self, now: Timestamp, pass: &mut Pass, hook: Hook) -> Result<(), Refusal> {
+        if pass.info.ct.state != CtState::New {
+            return Ok(());
+        }
+        self.hook(now, pass, Table::Nat, hook)
+    }
+
+    /// Looks the packet up in the connection table (or starts an entry) and
+    /// fills in what `-m conntrack` matches on.
+    fn track(&mut self, now: Timestamp, pass: &mut Pass, parsed: &Parsed, frame: &[u8]) {
+        if pass.meta.notrack {
+            pass.info.ct = CtInfo::default();
+            return;
+        }
+        let Some(pkt) = ct_packet(parsed, frame) else {
+            pass.info.ct = CtInfo {
+                state: CtState::Untracked,
+                ..CtInfo::default()
+            };
+            return;
+        };
+        let t = self.conns.track(Duration::from_nanos(now.as_nanos()), &pkt);
+        let state = match t.state {
+            conntrack::CtState::New => CtState::New,
+            conntrack::CtState::Established => CtState::Established,
+            conntrack::CtState::Related => CtState::Related,
+            conntrack::CtState::Invalid => CtState::Invalid,
+            conntrack::CtState::Untracked => CtState::Untracked,
+        };
+        let Some(id) = t.id else {
+            pass.info.ct = CtInfo {
+                state,
+                ..CtInfo::default()
+            };
+            return;
+        };
+        let Some(e) = self.conns.get(id) else {
+            return;
+        };
+        let (orig, reply) = (e.tuple(Dir::Original), e.tuple(Dir::Reply));
+        let mut status = 0;
+        for (bit, ours) in [
+            (Status::SEEN_REPLY, CtInfo::SEEN_REPLY),
+            (Status::ASSURED, CtInfo::ASSURED),
+            (Status::CONFIRMED, CtInfo::CONFIRMED),
+        ] {
+            if e.status.contains(bit) {
+                status |= ours;
+            }
+        }
+        let mut nat = 0;
+        if e.status.contains(Status::SRC_NAT) {
+            nat |= CtInfo::SNAT;
+        }
+        if e.status.contains(Status::DST_NAT) {
+            nat |= CtInfo::DNAT;
+        }
+        pass.info.ct = CtInfo {
+            state,
+            status,
+            nat,
+            dir: match t.dir {
+                Dir::Original => CtDir::Original,
+                Dir::Reply => CtDir::Reply,
+            },
+            orig_src: v4(orig.src),
+            orig_dst: v4(orig.dst),
+            orig_sport: orig.src_port,
+            orig_dport: orig.dst_port,
+            reply_src: v4(reply.src),
+            reply_dst: v4(reply.dst),
+            reply_sport: reply.src_port,
+            reply_dport: reply.dst_port,
+        };
+        pass.meta.ctmark = e.mark;
+        pass.creates = !e.is_confirmed() && state == CtState::New;
+        pass.cacheable = state == CtState::Established;
+        pass.conn = Some((id, t.dir));
+    }
+
+    /// Keeps the path the packet just recorded for its flow's direction.
+    fn store(&mut self, pass: &mut Pass) {
+        if !pass.recorder.is_on() {
+            return;
+        }
+        let path = pass.recorder.finish(&self.rules);
+        let (Some((id, dir)), Some(iif), Some(oif)) = (pass.conn, pass.info.iif, pass.info.oif)
+        else {
+            return;
+        };
+        let generation = self.rules.generation();
+        if let Some(e) = self.conns.get_mut(id) {
+            e.extra.put(dir, generation, iif, oif, path);
+        }
+    }
+
+    /// What the rules see of an IPv4 packet.
+    fn describe(
+        &self,
+        parsed: &Parsed,
+        frame: &[u8],
+        iif: Option<Iface>,
+        oif: Option<Iface>,
+        bridged: bool,
+    ) -> Option<PacketInfo> {
+        let L3::Ipv4 {
+            src,
+            dst,
+            protocol: proto,
+            ttl,
+            total_len,
+            first_fragment,
+            ..
+        } = parsed.l3
+        else {
+            return None;
+        };
+        let tos = frame.get(parsed.l3_offset + 1).copied().unwrap_or(0);
+        let l4 = match parsed.l4 {
+            L4::Tcp {
+                src_port,
+                dst_port,
+                flags,
+                ..
+            } => L4Info::Tcp {
+                sport: src_port,
+                dport: dst_port,
+                flags: flags.bits(),
+            },
+            L4::Udp { src_port, dst_port } => L4Info::Udp {
+                sport: src_port,
+                dport: dst_port,
+            },
+            L4::Icmp { msg_type, code, .. } => L4Info::Icmp {
+                kind: msg_type,
+                code,
+            },
+            _ => L4Info::Other,
+        };
+        Some(PacketInfo {
+            iif,
+            oif,
+            bridged,
+            src_mac: parsed.src,
+            src,
+            dst,
+            protocol: proto,
+            ttl,
+            tos,
+            len: u16::try_from(total_len).unwrap_or(u16::MAX),
+            fragment: !first_fragment,
+            l4,
+            src_type: self.addr_type(src),
+            dst_type: self.addr_type(dst),
+            ct: CtInfo::default(),
+        })
+    }
+
+    fn addr_type(&self, ip: Ipv4Addr) -> AddrType {
+        if self.locals.contains(&ip) {
+            AddrType::LOCAL
+        } else if ip.is_broadcast() || self.broadcasts.contains(&ip) {
+            AddrType::BROADCAST
+        } else if ip.is_multicast() {
+            AddrType::MULTICAST
+        } else {
+            AddrType::UNICAST
+        }
+    }
+}
+
+fn v4(ip: std::net::IpAddr) -> Ipv4Addr {
+    match ip {
+        std::net::IpAddr::V4(a) => a,
+        std::net::IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
+    }
+}
+
+/// What conntrack needs of a packet; `None` for what it cannot key (a
+/// non-first fragment, an ICMP message that is neither echo nor error).
+fn ct_packet(parsed: &Parsed, frame: &[u8]) -> Option<CtPacket> {
+    let L3::Ipv4 { total_len, .. } = parsed.l3 else {
+        return None;
+    };
+    let len = total_len as u32;
+    let (tuple, l4) = match parsed.l4 {
+        L4::Tcp {
+            flags,
+            seq,
+            ack,
+            window,
+            payload_len,
+            ..
+        } => (
+            parsed.flow_key()?,
+            CtL4::Tcp {
+                flags: flags.bits(),
+                seq,
+                ack,
+                window,
+                wscale: window_scale(frame, parsed.l4_offset),
+                payload_len: payload_len as u32,
+            },
+        ),
+        L4::Udp { .. } => (parsed.flow_key()?, CtL4::Udp),
+        L4::Icmp { msg_type, .. } => match msg_type {
+            msg::ECHO_REQUEST | msg::ECHO_REPLY => (
+                parsed.flow_key()?,
+                CtL4::IcmpEcho {
+                    request: msg_type == msg::ECHO_REQUEST,
+                },
+            ),
+            msg::DST_UNREACHABLE | msg::TIME_EXCEEDED | msg::PARAM_PROBLEM => {
+                let L3::Ipv4 { src, dst, .. } = parsed.l3 else {
+                    return None;
+                };
+                let inner = quoted_tuple(frame.get(parsed.l4_offset + 8..)?)?;
+                let outer = FlowKey {
+                    src: src.into(),
+                    dst: dst.into(),
+                    protocol: protocol::ICMP,
+                    src_port: 0,
+                    dst_port: 0,
+                };
+                (outer, CtL4::IcmpError { inner })
+            }
+            _ => return None,
+        },
+        L4::None
+            if !matches!(
+                parsed.l3,
+                L3::Ipv4 {
+                    first_fragment: false,
+                    ..
+                }
+            ) =>
+        {
+            let L3::Ipv4 {
+                src, dst, protocol, ..
+            } = parsed.l3
+            else {
+                return None;
+            };
+            let key = FlowKey {
+                src: src.into(),
+                dst: dst.into(),
+                protocol,
+                src_port: 0,
+                dst_port: 0,
+            };
+            (key, CtL4::Other)
+        }
+        _ => return None,
+    };
+    Some(CtPacket { tuple, len, l4 })
+}
+
+/// The tuple of the IPv4 packet an ICMP error quotes: its header and at
+/// least the first eight bytes after it.
+fn quoted_tuple(q: &[u8]) -> Option<FlowKey> {
+    let ihl = usize::from(q.first()? & 0x0f) * 4;
+    if q.first()? >> 4 != 4 || ihl < 20 {
+        return None;
+    }
+    let proto = *q.get(9)?;
+    let addr = |at: usize| -> Option<Ipv4Addr> {
+        let b: [u8; 4] = q.get(at..at + 4)?.try_into().ok()?;
+        Some(Ipv4Addr::from(b))
+    };
+    let l4 = q.get(ihl..ihl + 8)?;
+    let word = |at: usize| u16::from_be_bytes([l4[at], l4[at + 1]]);
+    let (src_port, dst_port) = match proto {
+        protocol::TCP | protocol::UDP => (word(0), word(2)),
+        protocol::ICMP if l4[0] == msg::ECHO_REQUEST || l4[0] == msg::ECHO_REPLY => (word(4), 0),
+        protocol::ICMP => return None,
+        _ => (0, 0),
+    };
+    Some(FlowKey {
+        src: addr(12)?.into(),
+        dst: addr(16)?.into(),
+        protocol: proto,
+        src_port,
+        dst_port,
+    })
+}
+
+/// The window scale option of a SYN, which conntrack's window tracking needs.
+fn window_scale(frame: &[u8], l4_offset: usize) -> Option<u8> {
+    let tcp = frame.get(l4_offset..)?;
+    let header_len = usize::from(tcp.get(12)? >> 4) * 4;
+    if tcp.get(13)? & 0x02 == 0 {
+        return None;
+    }
+    let mut opts = tcp.get(20..header_len)?;
+    while let [kind, rest @ ..] = opts {
+        match kind {
+            0 => return None,
+            1 => opts = rest,
+            _ => {
+                let len = usize::from(*rest.first()?);
+                if len < 2 || len > opts.len() {
+                    return None;
+                }
+                if *kind == 3 && len == 3 {
+                    return Some(opts[2]);
+                }
+                opts = &opts[len..];
+            }
+        }
+    }
+    None
+}
