@@ -88,3 +88,100 @@ fn bad_requests_get_an_error() {
         Err("unknown request \"frobnicate\"".into())
     );
 }
+
+#[test]
+fn rules_listings_carry_the_counters() {
+    let mut h = traffic();
+    let io = IoStats::default();
+    // The datagram a sent crossed the generated rules: VSWITCH-USER's
+    // RETURN, isolation's RETURN, then the accept within "front".
+    let saved = respond(&mut h.switch, &io, h.now, "rules -t filter -S -c").unwrap();
+    assert!(
+        saved.starts_with("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n"),
+        "{saved}"
+    );
+    assert!(
+        saved.contains("[1:29] -A FORWARD -i front -o front -j ACCEPT\n"),
+        "{saved}"
+    );
+    assert!(
+        saved.contains("[1:29] -A VSWITCH-USER -j RETURN\n"),
+        "{saved}"
+    );
+    let spec = respond(&mut h.switch, &io, h.now, "rules -S").unwrap();
+    assert!(
+        spec.starts_with("-P INPUT ACCEPT\n-P FORWARD DROP\n"),
+        "{spec}"
+    );
+    assert!(spec.contains("-N VSWITCH-USER\n"), "{spec}");
+    let list = respond(&mut h.switch, &io, h.now, "rules -v -x").unwrap();
+    assert!(
+        list.starts_with("Chain INPUT (policy ACCEPT 0 packets, 0 bytes)\n"),
+        "{list}"
+    );
+    let json = respond(&mut h.switch, &io, h.now, "rules --json").unwrap();
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["table"], "filter");
+    let forward = &v["chains"][1];
+    assert_eq!(
+        (forward["chain"].as_str(), forward["policy"].as_str()),
+        (Some("FORWARD"), Some("DROP"))
+    );
+    assert_eq!(forward["rules"][0]["rule"], "-A FORWARD -j VSWITCH-USER");
+    assert_eq!(forward["rules"][0]["packets"], 1);
+    // -Z zeroes after printing.
+    respond(&mut h.switch, &io, h.now, "rules -Z").unwrap();
+    let saved = respond(&mut h.switch, &io, h.now, "rules -S -c").unwrap();
+    assert!(!saved.contains("[1:29]"), "{saved}");
+    let nat = respond(&mut h.switch, &io, h.now, "rules -t nat -S").unwrap();
+    assert_eq!(
+        nat,
+        "-P PREROUTING ACCEPT\n-P INPUT ACCEPT\n-P OUTPUT ACCEPT\n-P POSTROUTING ACCEPT\n"
+    );
+    assert_eq!(
+        respond(&mut h.switch, &io, h.now, "rules -t bogus"),
+        Err("unknown table \"bogus\" (expected filter, nat, mangle or raw)".into())
+    );
+}
+
+#[test]
+fn conntrack_lists_deletes_and_flushes() {
+    let mut h = traffic();
+    let io = IoStats::default();
+    let (a, b) = (mac("02:42:0a:0a:00:02"), mac("02:42:0a:0a:00:03"));
+    let f = udp(
+        (a, "10.10.0.2".parse().unwrap(), 7),
+        (b, "10.10.0.3".parse().unwrap(), 8),
+        b"y",
+    );
+    h.send("a", &f);
+    let list = respond(&mut h.switch, &io, h.now, "conntrack -L").unwrap();
+    assert_eq!(
+        list,
+        "udp      17 25 src=10.10.0.2 dst=10.10.0.3 sport=1 dport=2 packets=1 bytes=29 [UNREPLIED] \
+         src=10.10.0.3 dst=10.10.0.2 sport=2 dport=1 packets=0 bytes=0 mark=0 use=1\n\
+         udp      17 30 src=10.10.0.2 dst=10.10.0.3 sport=7 dport=8 packets=1 bytes=29 [UNREPLIED] \
+         src=10.10.0.3 dst=10.10.0.2 sport=8 dport=7 packets=0 bytes=0 mark=0 use=1\n"
+    );
+    let json = respond(
+        &mut h.switch,
+        &io,
+        h.now,
+        "conntrack -L -p udp --dport 8 --json",
+    )
+    .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["entries"].as_array().map(Vec::len), Some(1));
+    let del = respond(
+        &mut h.switch,
+        &io,
+        h.now,
+        "conntrack -D -s 10.10.0.2 --sport 1",
+    )
+    .unwrap();
+    assert_eq!(del, "1 flow entries have been deleted.\n");
+    assert_eq!(h.switch.firewall().conntrack().len(), 1);
+    respond(&mut h.switch, &io, h.now, "conntrack -F").unwrap();
+    assert_eq!(h.switch.firewall().conntrack().len(), 0);
+    assert!(respond(&mut h.switch, &io, h.now, "conntrack -s not-an-ip").is_err());
+}

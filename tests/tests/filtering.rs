@@ -448,3 +448,106 @@ fn ipv6_and_arp_pass_untouched_by_ipv4_rules() {
     let s = h.send("a", &ether(mac(B), mac(A), 0x86dd, &v6));
     assert_eq!(s.verdict, Verdict::Forwarded(1));
 }
+
+/// `iptables-save -t filter` of a Docker host with the default bridge, a
+/// container publishing port 80 and a DOCKER-USER rule guarding redis.
+const DOCKER_FILTER: &str = "*filter
+:INPUT ACCEPT [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+:DOCKER - [0:0]
+:DOCKER-ISOLATION-STAGE-1 - [0:0]
+:DOCKER-ISOLATION-STAGE-2 - [0:0]
+:DOCKER-USER - [0:0]
+-A FORWARD -j DOCKER-USER
+-A FORWARD -j DOCKER-ISOLATION-STAGE-1
+-A FORWARD -o docker0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A FORWARD -o docker0 -j DOCKER
+-A FORWARD -i docker0 ! -o docker0 -j ACCEPT
+-A FORWARD -i docker0 -o docker0 -j ACCEPT
+-A DOCKER -d 172.17.0.2/32 ! -i docker0 -o docker0 -p tcp -m tcp --dport 80 -j ACCEPT
+-A DOCKER-ISOLATION-STAGE-1 -i docker0 ! -o docker0 -j DOCKER-ISOLATION-STAGE-2
+-A DOCKER-ISOLATION-STAGE-1 -j RETURN
+-A DOCKER-ISOLATION-STAGE-2 -o docker0 -j DROP
+-A DOCKER-ISOLATION-STAGE-2 -j RETURN
+-A DOCKER-USER -p tcp -m tcp --dport 6379 -j DROP
+-A DOCKER-USER -j RETURN
+COMMIT
+";
+
+#[test]
+fn a_docker_hosts_rules_behave_as_docker_intends() {
+    let topo = format!(
+        r#"
+[[network]]
+name = "docker0"
+subnet = "172.17.0.0/16"
+
+[[network]]
+name = "other"
+subnet = "172.18.0.0/16"
+
+[[port]]
+name = "web"
+network = "docker0"
+ip = "172.17.0.2"
+
+[[port]]
+name = "cache"
+network = "docker0"
+ip = "172.17.0.3"
+
+[[port]]
+name = "outsider"
+network = "other"
+ip = "172.18.0.2"
+
+[rules]
+text = """
+{DOCKER_FILTER}"""
+"#
+    );
+    let mut h = Harness::new("fw_docker", &topo);
+    let ep = |s: &str, port: u16| (MacAddr::from_ipv4(ip(s)), ip(s), port);
+    // Containers on docker0 talk freely, except to what DOCKER-USER drops.
+    let f = tcp(
+        ep("172.17.0.3", 40000),
+        ep("172.17.0.2", 8000),
+        Seg::syn(1),
+        b"",
+    );
+    assert_eq!(h.send("cache", &f).verdict, Verdict::Forwarded(1));
+    let f = tcp(
+        ep("172.17.0.2", 40000),
+        ep("172.17.0.3", 6379),
+        Seg::syn(1),
+        b"",
+    );
+    assert_eq!(
+        h.send("web", &f).verdict,
+        Verdict::Dropped(DropReason::Filtered)
+    );
+    // From another network, only the published port gets in.
+    let gw = MacAddr::from_ipv4(ip("172.18.0.1"));
+    let to_web = |port| {
+        tcp(
+            ep("172.18.0.2", 40000),
+            (gw, ip("172.17.0.2"), port),
+            Seg::syn(1),
+            b"",
+        )
+    };
+    let s = h.send("outsider", &to_web(80));
+    assert_eq!(s.verdict, Verdict::Forwarded(1));
+    assert_eq!(s.ports(), ["web"]);
+    assert_eq!(
+        h.send("outsider", &to_web(81)).verdict,
+        Verdict::Dropped(DropReason::Filtered)
+    );
+    // The saved text is what was given, beside the generated chains that
+    // the user's FORWARD no longer jumps to.
+    let saved = h.switch.firewall().rules().save(Some(Table::Filter));
+    let ours: Vec<&str> = saved.lines().filter(|l| !l.contains("VSWITCH-")).collect();
+    let given = DOCKER_FILTER.replace(":FORWARD DROP [0:0]", ":FORWARD DROP [1:40]");
+    assert_eq!(ours, given.lines().collect::<Vec<_>>());
+}
