@@ -15,7 +15,7 @@
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use conntrack::{Conntrack, CtL4, CtPacket, Dir, EntryId, Status};
+use conntrack::{ConfirmError, Conntrack, CtL4, CtPacket, Dir, EntryId, Status};
 use packet::icmpv4::msg;
 use packet::ipv4::protocol;
 use packet::{FlowKey, Parsed, L3, L4};
@@ -178,11 +178,16 @@ impl Firewall {
     }
 
     /// mangle and filter INPUT, nat INPUT: the packet is for the switch.
+    /// Its connection is confirmed here, as Linux does at the end of INPUT,
+    /// so the switch's answer through OUTPUT finds it.
     pub fn input(&mut self, now: Timestamp, pass: &mut Pass) -> Result<(), Refusal> {
         pass.cacheable = false;
         self.hook(now, pass, Table::Mangle, Hook::Input)?;
         self.hook(now, pass, Table::Filter, Hook::Input)?;
-        self.nat_hook(now, pass, Hook::Input)
+        self.nat_hook(now, pass, Hook::Input)?;
+        self.finish(pass, true).map_err(Refusal::Drop)?;
+        pass.creates = false;
+        Ok(())
     }
 
     /// mangle and filter FORWARD, mangle and nat POSTROUTING, towards `oif`.
@@ -227,10 +232,13 @@ impl Firewall {
         if let Some(e) = self.conns.get_mut(id) {
             e.mark = pass.meta.ctmark;
         }
-        if pass.creates && self.conns.confirm(id).is_err() {
-            return Err(DropReason::ConntrackFull);
+        if !pass.creates {
+            return Ok(());
         }
-        Ok(())
+        self.conns.confirm(id).map_err(|e| match e {
+            ConfirmError::Full => DropReason::ConntrackFull,
+            ConfirmError::Clash | ConfirmError::Gone => DropReason::ConntrackClash,
+        })
     }
 
     /// raw, mangle, nat and filter OUTPUT, then mangle and nat POSTROUTING,

@@ -1,6 +1,7 @@
 //! The switch's own address on each network: it answers ARP for the gateway
-//! address and ICMP echo to it, as the Linux bridge device does for Docker.
-//! Builders only; the pipeline decides when they run.
+//! address, ICMP echo to it and its UDP services, as the Linux bridge device
+//! and the host behind it do for Docker. Builders only; the pipeline
+//! decides when they run.
 
 use std::net::Ipv4Addr;
 
@@ -8,6 +9,7 @@ use packet::arp::{ArpOp, ArpRepr};
 use packet::ethernet::{self, ethertype, EthernetRepr};
 use packet::icmpv4::Icmpv4Repr;
 use packet::ipv4::{self, Ipv4Repr};
+use packet::udp::UdpRepr;
 use packet::MacAddr;
 
 use crate::fdb::Domain;
@@ -61,34 +63,56 @@ pub fn emit_arp_reply(buf: &mut [u8], gw: &Gateway, req: &ArpRepr) {
 pub struct Reply<'a> {
     pub dst_mac: MacAddr,
     pub dst_ip: Ipv4Addr,
-    pub icmp: Icmpv4Repr<'a>,
+    pub body: Body<'a>,
+}
+
+/// What the packet carries.
+pub enum Body<'a> {
+    Icmp(Icmpv4Repr<'a>),
+    Udp(UdpRepr<'a>),
+}
+
+impl Body<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Body::Icmp(icmp) => icmp.buffer_len(),
+            Body::Udp(udp) => udp.buffer_len(),
+        }
+    }
 }
 
 impl Reply<'_> {
     pub fn frame_len(&self) -> usize {
-        ethernet::HEADER_LEN + Ipv4Repr::HEADER_LEN + self.icmp.buffer_len()
+        ethernet::HEADER_LEN + Ipv4Repr::HEADER_LEN + self.body.len()
     }
 
     pub fn emit(&self, buf: &mut [u8], gw: &Gateway) {
         let (eth, rest) = buf.split_at_mut(ethernet::HEADER_LEN);
-        let (ip, icmp) = rest.split_at_mut(Ipv4Repr::HEADER_LEN);
+        let (ip, l4) = rest.split_at_mut(Ipv4Repr::HEADER_LEN);
         EthernetRepr {
             dst: self.dst_mac,
             src: gw.mac,
             ethertype: ethertype::IPV4,
         }
         .emit(eth);
+        let protocol = match self.body {
+            Body::Icmp(_) => ipv4::protocol::ICMP,
+            Body::Udp(_) => ipv4::protocol::UDP,
+        };
         Ipv4Repr {
             src: gw.ip,
             dst: self.dst_ip,
-            protocol: ipv4::protocol::ICMP,
+            protocol,
             ttl: DEFAULT_TTL,
-            payload_len: self.icmp.buffer_len(),
+            payload_len: self.body.len(),
             ident: 0,
             dont_frag: false,
             dscp_ecn: 0,
         }
         .emit(ip);
-        self.icmp.emit(icmp);
+        match &self.body {
+            Body::Icmp(icmp) => icmp.emit(l4),
+            Body::Udp(udp) => udp.emit_v4(l4, gw.ip, self.dst_ip),
+        }
     }
 }

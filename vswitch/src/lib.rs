@@ -19,6 +19,7 @@ pub mod output;
 pub mod pcap;
 pub mod port;
 pub mod reject;
+pub mod services;
 pub mod stats;
 pub mod switch;
 pub mod time;

@@ -32,12 +32,14 @@ pub enum DropReason {
     Rejected,
     /// The connection table was full of assured entries.
     ConntrackFull,
+    /// Another connection already holds the tuple this one would take.
+    ConntrackClash,
     /// A nat rule chose a translation, which this version does not carry out.
     NatUnsupported,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 14] = [
+    pub const ALL: [DropReason; 15] = [
         DropReason::Malformed,
         DropReason::VlanNotAllowed,
         DropReason::BadSourceMac,
@@ -51,6 +53,7 @@ impl DropReason {
         DropReason::Filtered,
         DropReason::Rejected,
         DropReason::ConntrackFull,
+        DropReason::ConntrackClash,
         DropReason::NatUnsupported,
     ];
 
@@ -69,6 +72,7 @@ impl DropReason {
             DropReason::Filtered => "filtered",
             DropReason::Rejected => "rejected",
             DropReason::ConntrackFull => "conntrack_full",
+            DropReason::ConntrackClash => "conntrack_clash",
             DropReason::NatUnsupported => "nat_unsupported",
         }
     }

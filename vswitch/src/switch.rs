@@ -17,17 +17,20 @@ use packet::arp::{ArpOp, ArpRepr};
 use packet::ethernet::{self, ethertype, EthernetRepr};
 use packet::icmpv4::{self, msg, Icmpv4Packet, Icmpv4Repr};
 use packet::ipv4::{protocol, Ipv4Packet};
+use packet::udp::UdpRepr;
 use packet::{MacAddr, Parsed, L3, L4};
 
 use crate::config::{Config, ConfigErrors, Ipv4Net};
+use crate::dhcp::Destination;
 use crate::fdb::{Domain, Fdb, Learned};
 use crate::firewall::{self, Firewall, Pass, Refusal};
-use crate::gateway::{self, Gateway, Reply};
+use crate::gateway::{self, Body, Gateway, Reply};
 use crate::neigh::Neighbours;
 use crate::netfilter::Iface;
 use crate::output::{Output, TagEdit};
 use crate::port::{Egress, Port, PortId, VlanMembership};
 use crate::reject::{self, Refused, TcpResetFrame};
+use crate::services::{self, Services};
 use crate::stats::DropReason;
 use crate::time::Timestamp;
 
@@ -55,6 +58,7 @@ pub struct Switch {
     fdb: Fdb,
     neighbours: Neighbours,
     firewall: Firewall,
+    services: Services,
 }
 
 impl Switch {
@@ -125,6 +129,7 @@ impl Switch {
             fdb,
             neighbours,
             firewall: Firewall::new(config, rules),
+            services: Services::new(config),
         })
     }
 
@@ -165,6 +170,7 @@ impl Switch {
         self.fdb.expire(now);
         self.neighbours.expire(now);
         self.firewall.expire(now);
+        self.services.expire(now);
     }
 
     /// Decides the fate of one frame that arrived on `ingress` at `now`.
@@ -226,19 +232,22 @@ impl Switch {
             return self.bridge(now, domain, ingress, &parsed, frame, None, out);
         }
 
-        let routed = at_gateway && parsed.dst == gw.mac;
+        let to_gateway = at_gateway && (parsed.dst == gw.mac || is_dhcp_broadcast(&parsed));
         let iif = Iface {
             port: ingress.0,
             network: domain.network,
         };
-        let mut pass = match self.firewall.prerouting(now, iif, !routed, &parsed, frame) {
+        let mut pass = match self
+            .firewall
+            .prerouting(now, iif, !to_gateway, &parsed, frame)
+        {
             None => None,
             Some(Ok(pass)) => Some(pass),
             Some(Err(refusal)) => {
                 return self.refuse(now, refusal, &gw, ingress, &parsed, frame, out)
             }
         };
-        let verdict = if routed {
+        let verdict = if to_gateway {
             self.at_gateway(now, &gw, ingress, &parsed, frame, pass.as_mut(), out)
         } else {
             self.bridge(now, domain, ingress, &parsed, frame, pass.as_mut(), out)
@@ -286,8 +295,9 @@ impl Switch {
         (dst == gw.mac).then_some(Verdict::Local)
     }
 
-    /// An IP packet addressed to the gateway's MAC: for one of the switch's
-    /// own addresses (INPUT), or routed to another network.
+    /// An IP packet addressed to the gateway's MAC (or a DHCP broadcast):
+    /// for one of the switch's own addresses (INPUT), or routed to another
+    /// network.
     #[allow(clippy::too_many_arguments)]
     fn at_gateway(
         &mut self,
@@ -302,14 +312,13 @@ impl Switch {
         let L3::Ipv4 { dst, protocol, .. } = parsed.l3 else {
             return Verdict::Dropped(DropReason::NotForUs);
         };
-        let Some(local) = self.networks.iter().find(|n| n.gateway.ip == dst) else {
-            return self.route(now, gw, ingress, parsed, frame, pass, out);
+        let local = match self.networks.iter().find(|n| n.gateway.ip == dst) {
+            Some(n) => n.gateway.ip,
+            None if dst.is_broadcast() => gw.ip,
+            None => return self.route(now, gw, ingress, parsed, frame, pass, out),
         };
         // Answered from the address asked, in the name of the ingress side.
-        let responder = Gateway {
-            ip: local.gateway.ip,
-            ..*gw
-        };
+        let responder = Gateway { ip: local, ..*gw };
         if let Some(pass) = pass {
             if let Err(refusal) = self.firewall.input(now, pass) {
                 return self.refuse(now, refusal, gw, ingress, parsed, frame, out);
@@ -317,8 +326,79 @@ impl Switch {
         }
         match protocol {
             protocol::ICMP => self.echo(now, &responder, ingress, parsed, frame, out),
+            protocol::UDP => self.udp_service(now, &responder, ingress, parsed, frame, out),
             _ => Verdict::Dropped(DropReason::NotForUs),
         }
+    }
+
+    /// DHCP and DNS at the gateway; any other UDP port is closed and says
+    /// so with ICMP port unreachable, as a host's stack would.
+    fn udp_service(
+        &mut self,
+        now: Timestamp,
+        gw: &Gateway,
+        ingress: PortId,
+        parsed: &Parsed,
+        frame: &[u8],
+        out: &mut Output,
+    ) -> Verdict {
+        let (L3::Ipv4 { src, total_len, .. }, L4::Udp { src_port, dst_port }) =
+            (parsed.l3, parsed.l4)
+        else {
+            return Verdict::Dropped(DropReason::NotForUs);
+        };
+        let end = (parsed.l3_offset + total_len).min(frame.len());
+        let Some(payload) = frame.get(parsed.l4_offset + 8..end) else {
+            return Verdict::Dropped(DropReason::Malformed);
+        };
+        let network = gw.domain.network;
+        let (dst_mac, dst_ip, reply_port, answer) = match dst_port {
+            services::DHCP_SERVER_PORT => {
+                let Some(r) = self.services.dhcp(now, network, parsed.src, payload) else {
+                    return Verdict::Local;
+                };
+                let (mac, ip, port) = match r.to {
+                    Destination::Broadcast => (
+                        MacAddr::BROADCAST,
+                        Ipv4Addr::BROADCAST,
+                        services::DHCP_CLIENT_PORT,
+                    ),
+                    Destination::Unicast { ip, mac } => (mac, ip, services::DHCP_CLIENT_PORT),
+                    Destination::Relay { ip, mac } => (mac, ip, services::DHCP_SERVER_PORT),
+                };
+                (mac, ip, port, r.payload)
+            }
+            services::DNS_PORT => match self.services.dns(network, payload) {
+                Some(answer) => (parsed.src, src, src_port, answer),
+                None => return Verdict::Local,
+            },
+            _ => {
+                self.icmp_error(
+                    now,
+                    gw,
+                    ingress,
+                    parsed,
+                    frame,
+                    msg::DST_UNREACHABLE,
+                    3,
+                    out,
+                );
+                return Verdict::Dropped(DropReason::NotForUs);
+            }
+        };
+        let reply = Reply {
+            dst_mac,
+            dst_ip,
+            body: Body::Udp(UdpRepr {
+                src_port: dst_port,
+                dst_port: reply_port,
+                payload: &answer,
+            }),
+        };
+        self.reply(now, ingress, gw, reply.frame_len(), out, |b| {
+            reply.emit(b, gw)
+        });
+        Verdict::Local
     }
 
     fn echo(
@@ -347,11 +427,11 @@ impl Switch {
         let reply = Reply {
             dst_mac: parsed.src,
             dst_ip: src,
-            icmp: Icmpv4Repr::EchoReply {
+            body: Body::Icmp(Icmpv4Repr::EchoReply {
                 ident: icmp.echo_ident(),
                 seq_no: icmp.echo_seq_no(),
                 data: icmp.data(),
-            },
+            }),
         };
         self.reply(now, ingress, gw, reply.frame_len(), out, |b| {
             reply.emit(b, gw)
@@ -647,7 +727,7 @@ impl Switch {
         let reply = Reply {
             dst_mac: parsed.src,
             dst_ip: src,
-            icmp,
+            body: Body::Icmp(icmp),
         };
         self.reply(now, ingress, gw, reply.frame_len(), out, |b| {
             reply.emit(b, gw)
@@ -774,6 +854,19 @@ fn tag_edit(in_tag: Option<u16>, egress: Egress) -> TagEdit {
         (Some(t), Egress::Tagged(v)) if t == v => TagEdit::Keep,
         (Some(_), Egress::Tagged(v)) => TagEdit::Retag(v),
     }
+}
+
+/// A DHCP client's broadcast to the servers of its segment.
+fn is_dhcp_broadcast(parsed: &Parsed) -> bool {
+    parsed.dst == MacAddr::BROADCAST
+        && matches!(parsed.l3, L3::Ipv4 { dst, .. } if dst.is_broadcast())
+        && matches!(
+            parsed.l4,
+            L4::Udp {
+                dst_port: services::DHCP_SERVER_PORT,
+                ..
+            }
+        )
 }
 
 fn is_unspecified_or_broadcast(ip: Ipv4Addr) -> bool {

@@ -1,0 +1,183 @@
+//! Ring 2 for the gateway's services: DHCP and DNS exchanges through the
+//! pipeline, replies parsed back field by field.
+
+use std::net::Ipv4Addr;
+
+use packet::icmpv4::{msg, Icmpv4Packet};
+use packet::ipv4::Ipv4Packet;
+use packet::udp::UdpPacket;
+use packet::{MacAddr, Parsed};
+use vswitch::dhcp::message::Op;
+use vswitch::dhcp::{DhcpRepr, MessageType};
+use vswitch::{DropReason, Verdict};
+use vswitch_tests::frames::{mac, udp};
+use vswitch_tests::harness::Harness;
+
+const TOPO: &str = r#"
+[[network]]
+name = "front"
+subnet = "10.10.0.0/24"
+
+[[network]]
+name = "back"
+subnet = "10.20.0.0/24"
+
+[[port]]
+name = "web"
+network = "front"
+ip = "10.10.0.2"
+
+[[port]]
+name = "cache"
+network = "front"
+ip = "dhcp"
+aliases = ["redis"]
+
+[[port]]
+name = "other"
+network = "back"
+ip = "10.20.0.2"
+"#;
+
+fn ip(s: &str) -> Ipv4Addr {
+    s.parse().unwrap()
+}
+
+/// The UDP payload of an emitted frame, its checksums verified.
+fn udp_payload(frame: &[u8]) -> (Ipv4Addr, Ipv4Addr, u16, u16, Vec<u8>) {
+    let p = Parsed::parse(frame).unwrap();
+    let ipv4 = Ipv4Packet::new_checked(&frame[p.l3_offset..]).unwrap();
+    assert!(ipv4.verify_checksum());
+    let u = UdpPacket::new_checked(ipv4.payload()).unwrap();
+    assert!(u.verify_checksum_v4(ipv4.src_addr(), ipv4.dst_addr()));
+    (
+        ipv4.src_addr(),
+        ipv4.dst_addr(),
+        u.src_port(),
+        u.dst_port(),
+        u.payload().to_vec(),
+    )
+}
+
+fn dhcp(client: MacAddr, ty: MessageType, requested: Option<Ipv4Addr>) -> Vec<u8> {
+    let mut m = DhcpRepr::new(Op::BootRequest, ty, 0x1234_5678, client);
+    m.requested_ip = requested;
+    m.server_id = requested.map(|_| ip("10.10.0.1"));
+    let mut b = vec![0; m.buffer_len()];
+    m.emit(&mut b);
+    udp(
+        (client, Ipv4Addr::UNSPECIFIED, 68),
+        (MacAddr::BROADCAST, Ipv4Addr::BROADCAST, 67),
+        &b,
+    )
+}
+
+#[test]
+fn a_dhcp_client_gets_its_ipam_address() {
+    let mut h = Harness::new("svc_dhcp", TOPO);
+    let cache = mac("02:42:0a:0a:00:03");
+    let s = h.send("cache", &dhcp(cache, MessageType::Discover, None));
+    assert_eq!(s.verdict, Verdict::Local);
+    assert_eq!(s.ports(), ["cache"], "answered, not flooded");
+    let (src, dst, sport, dport, payload) = udp_payload(&s.frames[0].1);
+    assert_eq!((src, sport, dport), (ip("10.10.0.1"), 67, 68));
+    assert_eq!(dst, ip("10.10.0.3"));
+    let offer = DhcpRepr::parse(&payload).unwrap();
+    assert_eq!(offer.message_type, MessageType::Offer);
+    assert_eq!(
+        (offer.xid, offer.yiaddr, offer.chaddr),
+        (0x1234_5678, ip("10.10.0.3"), cache)
+    );
+    assert_eq!(offer.router, Some(ip("10.10.0.1")));
+    assert_eq!(offer.dns, [ip("10.10.0.1")]);
+    assert_eq!(offer.subnet_mask, Some(ip("255.255.255.0")));
+    assert_eq!(offer.hostname.as_deref(), Some("cache"));
+
+    let s = h.send(
+        "cache",
+        &dhcp(cache, MessageType::Request, Some(ip("10.10.0.3"))),
+    );
+    let ack = DhcpRepr::parse(&udp_payload(&s.frames[0].1).4).unwrap();
+    assert_eq!(
+        (ack.message_type, ack.yiaddr),
+        (MessageType::Ack, ip("10.10.0.3"))
+    );
+    assert_eq!(ack.lease_time, Some(3600));
+
+    // A MAC the switch does not know gets no offer.
+    let s = h.send(
+        "cache",
+        &dhcp(mac("02:00:00:00:00:99"), MessageType::Discover, None),
+    );
+    assert_eq!(s.verdict, Verdict::Local);
+    assert!(s.frames.is_empty());
+}
+
+/// A query for `name` of type `qtype` from web.
+fn query(name: &str, qtype: u16) -> Vec<u8> {
+    let mut q = vec![0xab, 0xcd, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+    for label in name.split('.') {
+        q.push(label.len() as u8);
+        q.extend_from_slice(label.as_bytes());
+    }
+    q.push(0);
+    q.extend_from_slice(&qtype.to_be_bytes());
+    q.extend_from_slice(&[0, 1]);
+    udp(
+        (mac("02:42:0a:0a:00:02"), ip("10.10.0.2"), 41000),
+        (MacAddr::from_ipv4(ip("10.10.0.1")), ip("10.10.0.1"), 53),
+        &q,
+    )
+}
+
+/// (rcode, answer count, the last four bytes).
+fn answer(h: &mut Harness, name: &str, qtype: u16) -> (u8, u16, Vec<u8>) {
+    let s = h.send("web", &query(name, qtype));
+    assert_eq!(s.verdict, Verdict::Local);
+    assert_eq!(s.ports(), ["web"]);
+    let (src, dst, sport, dport, r) = udp_payload(&s.frames[0].1);
+    assert_eq!(
+        (src, dst, sport, dport),
+        (ip("10.10.0.1"), ip("10.10.0.2"), 53, 41000)
+    );
+    assert_eq!(&r[..2], &[0xab, 0xcd], "id echoed");
+    assert_eq!(r[2] & 0x80, 0x80, "a response");
+    (
+        r[3] & 0x0f,
+        u16::from_be_bytes([r[6], r[7]]),
+        r[r.len() - 4..].to_vec(),
+    )
+}
+
+#[test]
+fn dns_answers_names_on_the_same_network_only() {
+    let mut h = Harness::new("svc_dns", TOPO);
+    assert_eq!(answer(&mut h, "cache", 1), (0, 1, vec![10, 10, 0, 3]));
+    assert_eq!(answer(&mut h, "REDIS", 1), (0, 1, vec![10, 10, 0, 3]));
+    // Docker's scoping: another network's name does not exist here.
+    assert_eq!(answer(&mut h, "other", 1).0, 3, "NXDOMAIN");
+    // Our name, no IPv6 address: NOERROR without answers.
+    let (rcode, count, _) = answer(&mut h, "cache", 28);
+    assert_eq!((rcode, count), (0, 0));
+    // Names that are not ours: no upstream, so refused.
+    assert_eq!(answer(&mut h, "example.com", 1).0, 5, "REFUSED");
+    // Reverse lookup of web's address gives its name.
+    let (rcode, count, _) = answer(&mut h, "2.0.10.10.in-addr.arpa", 12);
+    assert_eq!((rcode, count), (0, 1));
+}
+
+#[test]
+fn other_udp_ports_at_the_gateway_are_closed() {
+    let mut h = Harness::new("svc_closed", TOPO);
+    let f = udp(
+        (mac("02:42:0a:0a:00:02"), ip("10.10.0.2"), 41000),
+        (MacAddr::from_ipv4(ip("10.10.0.1")), ip("10.10.0.1"), 9999),
+        b"x",
+    );
+    let s = h.send("web", &f);
+    assert_eq!(s.verdict, Verdict::Dropped(DropReason::NotForUs));
+    let p = Parsed::parse(&s.frames[0].1).unwrap();
+    let ipv4 = Ipv4Packet::new_checked(&s.frames[0].1[p.l3_offset..]).unwrap();
+    let icmp = Icmpv4Packet::new_checked(ipv4.payload()).unwrap();
+    assert_eq!((icmp.msg_type(), icmp.code()), (msg::DST_UNREACHABLE, 3));
+}
