@@ -1,7 +1,8 @@
 //! Builds the topology on the host: a network namespace per container with a
 //! TAP moved in as eth0, addressed and routed via the gateway; and takes it
-//! all down again. Namespace plumbing goes through iproute2's `ip`, which is
-//! what a user would type and what `ip netns` lists.
+//! all down again, with a resolv.conf per namespace naming the gateway's DNS.
+//! Namespace plumbing goes through iproute2's `ip`, which is what a user
+//! would type and what `ip netns` lists.
 //!
 //! A state file `/run/vswitch/<name>.state` records our pid and the
 //! namespaces we created, so a run after a crash (SIGKILL) adopts and later
@@ -11,10 +12,11 @@
 use std::fmt::Write as _;
 use std::fs;
 use std::io;
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::config::{Config, Port, PortKind};
+use crate::config::{Config, Driver, Port, PortKind};
 
 use super::afpacket::PacketSocket;
 use super::tap::Tap;
@@ -31,6 +33,8 @@ pub enum Device {
 pub struct Lab {
     pub devices: Vec<Device>,
     created: Vec<String>,
+    /// resolv.conf files written for namespaces, removed at teardown.
+    resolv: Vec<PathBuf>,
     state: PathBuf,
 }
 
@@ -58,6 +62,7 @@ impl Lab {
         let mut lab = Lab {
             devices: Vec::new(),
             created: adopt(&state, &config.switch.name)?,
+            resolv: Vec::new(),
             state,
         };
         lab.save_state()?;
@@ -120,6 +125,11 @@ impl Lab {
             n(&["addr", "add", &cidr, "dev", "eth0"])?;
             n(&["route", "add", "default", "via", &net.gateway.to_string()])?;
         }
+        if net.driver == Driver::Bridge {
+            if let Some(path) = write_resolv_conf(netns, net.gateway)? {
+                self.resolv.push(path);
+            }
+        }
         Ok(tap)
     }
 
@@ -135,6 +145,13 @@ impl Lab {
     /// Closes every device and deletes the namespaces this switch created.
     pub fn teardown(&mut self) {
         self.devices.clear();
+        for path in self.resolv.drain(..) {
+            let _ = fs::remove_file(&path);
+            if let Some(dir) = path.parent() {
+                // Only if empty: the user may keep other files there.
+                let _ = fs::remove_dir(dir);
+            }
+        }
         for ns in self.created.drain(..) {
             if let Err(e) = ip(&["netns", "del", &ns]) {
                 tracing::warn!("cannot remove network namespace {ns}: {e}");
@@ -181,6 +198,35 @@ fn adopt(state: &Path, name: &str) -> Result<Vec<String>, LabError> {
         );
     }
     Ok(adopted)
+}
+
+/// First line of the resolv.conf files the switch writes, so it only ever
+/// replaces or removes its own.
+const RESOLV_MARK: &str = "# written by vswitch: the gateway answers for the network's names";
+
+/// Points the namespace's resolver at the gateway's DNS, as Docker points
+/// containers at its embedded server: `ip netns exec` mounts
+/// `/etc/netns/<netns>/resolv.conf` over `/etc/resolv.conf`. A file the user
+/// wrote there is left alone (`None`).
+fn write_resolv_conf(netns: &str, gateway: Ipv4Addr) -> Result<Option<PathBuf>, LabError> {
+    let dir = Path::new("/etc/netns").join(netns);
+    let path = dir.join("resolv.conf");
+    match fs::read_to_string(&path) {
+        Ok(text) if !text.starts_with(RESOLV_MARK) => {
+            tracing::info!("{} exists; leaving it as it is", path.display());
+            return Ok(None);
+        }
+        _ => {}
+    }
+    fs::create_dir_all(&dir)
+        .and_then(|()| {
+            fs::write(
+                &path,
+                format!("{RESOLV_MARK}\nnameserver {gateway}\noptions ndots:0\n"),
+            )
+        })
+        .map_err(|e| err(format!("cannot write {}: {e}", path.display())))?;
+    Ok(Some(path))
 }
 
 fn netns_exists(name: &str) -> bool {
