@@ -209,3 +209,76 @@ fn malformed_frames_are_errors() {
         Err(NatError::NotIpv4)
     );
 }
+
+#[test]
+fn behind_a_vlan_tag() {
+    let mut conns = table();
+    let t = udp("10.0.0.2", 5000, REMOTE, 53);
+    let id = bound(
+        &mut conns,
+        &t,
+        &[Translation::snat(ip(UPLINK)).with_ports(6000, 6000)],
+    );
+    let plain = frame(&t, b"tagged");
+    let mut f = plain[..12].to_vec();
+    f.extend_from_slice(&[0x81, 0x00, 0x00, 0x0a]);
+    f.extend_from_slice(&plain[12..]);
+    rewrite(&mut f, ETH + 4, &tuples(&conns, id), Dir::Original, false).unwrap();
+    assert_checksums(&f, ETH + 4);
+    let mut untagged = f[..12].to_vec();
+    untagged.extend_from_slice(&f[16..]);
+    assert_eq!(carried(&untagged), udp(UPLINK, 6000, REMOTE, 53));
+}
+
+/// Splits the UDP datagram of `f` into a first fragment holding the
+/// header and `first` payload bytes, and a second holding the rest.
+fn fragments(f: &[u8], first: usize) -> (Vec<u8>, Vec<u8>) {
+    let ip = &f[ETH..];
+    let l4 = &ip[20..];
+    let head = |payload: &[u8], flags_off: u16| {
+        let mut h = ipv4_header(ip_of(ip, 12), ip_of(ip, 16), UDP, payload.len());
+        h[6..8].copy_from_slice(&flags_off.to_be_bytes());
+        h[10..12].fill(0);
+        let c = packet::checksum::finish(packet::checksum::sum(&h));
+        h[10..12].copy_from_slice(&c.to_be_bytes());
+        let mut out = f[..ETH].to_vec();
+        out.extend(h);
+        out.extend_from_slice(payload);
+        out
+    };
+    let cut = 8 + first;
+    (head(&l4[..cut], 0x2000), head(&l4[cut..], (cut / 8) as u16))
+}
+
+fn ip_of(ip: &[u8], at: usize) -> std::net::Ipv4Addr {
+    std::net::Ipv4Addr::new(ip[at], ip[at + 1], ip[at + 2], ip[at + 3])
+}
+
+#[test]
+fn fragments_first_gets_ports_the_rest_addresses_only() {
+    let mut conns = table();
+    let t = udp("10.0.0.2", 5000, REMOTE, 53);
+    let id = bound(
+        &mut conns,
+        &t,
+        &[Translation::snat(ip(UPLINK)).with_ports(6000, 6000)],
+    );
+    let tu = tuples(&conns, id);
+    let payload: Vec<u8> = (0..100u8).collect();
+    let (mut a, mut b) = fragments(&frame(&t, &payload), 48);
+    rewrite(&mut a, ETH, &tu, Dir::Original, false).unwrap();
+    rewrite(&mut b, ETH, &tu, Dir::Original, false).unwrap();
+    for f in [&a, &b] {
+        assert_eq!(fold(packet::checksum::sum(&f[ETH..ETH + 20])), 0xffff);
+        assert_eq!(ip_of(&f[ETH..], 12), ip(UPLINK));
+    }
+    assert_eq!(be16(&a, ETH + 20), 6000);
+    // Reassembled, the transport bytes are the translated datagram's,
+    // checksum and all.
+    let mut l4 = a[ETH + 20..].to_vec();
+    l4.extend_from_slice(&b[ETH + 20..]);
+    assert_eq!(
+        l4,
+        frame(&udp(UPLINK, 6000, REMOTE, 53), &payload)[ETH + 20..]
+    );
+}
