@@ -22,17 +22,49 @@ pub fn load(path: &Path) -> Result<(config::Config, Switch), ExitCode> {
     Ok((cfg, switch))
 }
 
+/// Exit code when the config is valid but an `[[expect]]` fails.
+pub const EXPECT_FAILED: u8 = 1;
+
 pub fn check(path: &Path) -> ExitCode {
-    match load(path) {
-        Ok((cfg, _)) => {
-            println!(
-                "{}: valid: {} network(s), {} port(s)",
-                path.display(),
-                cfg.networks.len(),
-                cfg.ports.len()
-            );
-            ExitCode::SUCCESS
+    let cfg = match load(path) {
+        Ok((cfg, _)) => cfg,
+        Err(code) => return code,
+    };
+    println!(
+        "{}: valid: {} network(s), {} port(s)",
+        path.display(),
+        cfg.networks.len(),
+        cfg.ports.len()
+    );
+    let mut failed = 0;
+    for e in &cfg.expects {
+        let what = format!(
+            "{}:{}: expect {} from {}: {}",
+            path.display(),
+            e.line,
+            e.verdict,
+            e.from,
+            e.packet
+        );
+        match vswitch::trace::check(&cfg, e) {
+            Ok(()) => println!("{what}: ok"),
+            Err(why) => {
+                failed += 1;
+                println!("{what}: FAILED: {why}");
+            }
         }
-        Err(code) => code,
+    }
+    if cfg.expects.is_empty() {
+        return ExitCode::SUCCESS;
+    }
+    println!(
+        "{} expectation(s): {} held, {failed} failed",
+        cfg.expects.len(),
+        cfg.expects.len() - failed
+    );
+    if failed > 0 {
+        ExitCode::from(EXPECT_FAILED)
+    } else {
+        ExitCode::SUCCESS
     }
 }

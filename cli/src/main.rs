@@ -4,6 +4,7 @@
 mod check;
 mod remote;
 mod run;
+mod trace;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,11 +30,27 @@ enum Command {
         #[arg(long, short = 'c')]
         config: PathBuf,
     },
-    /// Validate a topology file without root and without touching the host.
+    /// Validate a topology file without root and without touching the host,
+    /// then hold its `[[expect]]` entries against traces.
     Check {
         /// The topology file.
         #[arg(long, short = 'c')]
         config: PathBuf,
+    },
+    /// Send one described packet through the pipeline offline and print
+    /// every step: parse, conntrack, each rule, routing, FDB, egress.
+    Trace {
+        /// The topology file.
+        #[arg(long, short = 'c')]
+        config: PathBuf,
+        /// The port the packet comes in by.
+        #[arg(long = "in")]
+        port: String,
+        /// The packet, e.g. `tcp 10.10.0.2:40000 -> 10.10.0.3:5432 syn`.
+        packet: String,
+        /// Print JSON instead of steps.
+        #[arg(long)]
+        json: bool,
     },
     /// The running switch's MAC table, `bridge fdb show` style.
     Fdb(remote::Target),
@@ -56,6 +73,12 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Run { config } => run::run(&config),
         Command::Check { config } => check::check(&config),
+        Command::Trace {
+            config,
+            port,
+            packet,
+            json,
+        } => trace::trace(&config, &port, &packet, json),
         Command::Fdb(t) => remote::ask(&t, "fdb"),
         Command::Stats(t) => remote::ask(&t, "stats"),
         Command::Rules(r) => remote::ask(&r.target, &r.request()),

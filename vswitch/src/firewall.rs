@@ -23,8 +23,8 @@ use packet::{FlowKey, Parsed, L3, L4};
 use crate::config::{Config, ConfigErrors, Driver, RulesSource};
 use crate::flow_cache::{FlowCache, Lookup, Recorder};
 use crate::netfilter::{
-    AddrType, CtDir, CtInfo, CtState, Hook, Iface, Interfaces, L4Info, Meta, NoTrace, Origin,
-    Outcome, PacketInfo, RejectWith, Ruleset, Table,
+    AddrType, Both, CtDir, CtInfo, CtState, Hook, Iface, Interfaces, L4Info, Meta, NoTrace, Origin,
+    Outcome, PacketInfo, RejectWith, Ruleset, Table, TraceLines,
 };
 use crate::stats::DropReason;
 use crate::time::Timestamp;
@@ -67,6 +67,8 @@ impl Pass {
 
 pub struct Firewall {
     rules: Ruleset,
+    /// On while a packet is traced: every step, rule by rule.
+    journal: Option<TraceLines>,
     conns: Conntrack<FlowCache>,
     /// The switch's own addresses (`--dst-type LOCAL`).
     locals: Vec<Ipv4Addr>,
@@ -112,6 +114,7 @@ impl Firewall {
             .filter(|n| n.driver == Driver::Bridge);
         Firewall {
             rules,
+            journal: None,
             conns: Conntrack::new(conntrack::Config {
                 max_entries: config.switch.conntrack_max,
                 ..conntrack::Config::default()
@@ -140,6 +143,23 @@ impl Firewall {
 
     pub fn conntrack_mut(&mut self) -> &mut Conntrack<FlowCache> {
         &mut self.conns
+    }
+
+    /// Starts recording every step of the packets that follow.
+    pub fn start_journal(&mut self) {
+        self.journal = Some(TraceLines::default());
+    }
+
+    /// Stops recording and returns the steps recorded.
+    pub fn take_journal(&mut self) -> Vec<String> {
+        self.journal.take().map(|j| j.lines).unwrap_or_default()
+    }
+
+    /// Adds a step to the journal, when one is being kept.
+    pub fn note(&mut self, step: impl FnOnce() -> String) {
+        if let Some(j) = &mut self.journal {
+            j.lines.push(step());
+        }
     }
 
     pub fn expire(&mut self, now: Timestamp) {
@@ -201,7 +221,11 @@ impl Firewall {
             if let Some(e) = self.conns.get(id) {
                 match e.extra.lookup(dir, generation, iif, oif) {
                     Lookup::Hit(path) => {
+                        let steps = path.len();
                         self.rules.replay(path, pass.info.len);
+                        self.note(|| {
+                            format!("flow cache: established path replayed ({steps} counters), rules skipped")
+                        });
                         return Ok(());
                     }
                     Lookup::Miss => pass.recorder.start(),
@@ -243,13 +267,22 @@ impl Firewall {
 
     /// raw, mangle, nat and filter OUTPUT, then mangle and nat POSTROUTING,
     /// for a frame the switch built and is about to send out of `oif`.
-    pub fn local_out(&mut self, now: Timestamp, oif: Iface, frame: &[u8]) -> Result<(), Refusal> {
+    /// An ICMP error or reset answering a refused packet is not `tracked`:
+    /// it belongs to a connection that never was (Linux attaches it to the
+    /// refused packet's, which is then dropped).
+    pub fn local_out(
+        &mut self,
+        now: Timestamp,
+        oif: Iface,
+        frame: &[u8],
+        tracked: bool,
+    ) -> Result<(), Refusal> {
         let parsed = Parsed::parse(frame).map_err(|_| Refusal::Drop(DropReason::Malformed))?;
         let Some(info) = self.describe(&parsed, frame, None, Some(oif), false) else {
             return Ok(());
         };
         let mut pass = Pass::new(info);
-        let verdict = self.output_hooks(now, &mut pass, &parsed, frame);
+        let verdict = self.output_hooks(now, &mut pass, &parsed, frame, tracked);
         self.finish(&pass, verdict.is_ok()).map_err(Refusal::Drop)?;
         verdict
     }
@@ -260,9 +293,14 @@ impl Firewall {
         pass: &mut Pass,
         parsed: &Parsed,
         frame: &[u8],
+        tracked: bool,
     ) -> Result<(), Refusal> {
         self.hook(now, pass, Table::Raw, Hook::Output)?;
-        self.track(now, pass, parsed, frame);
+        if tracked {
+            self.track(now, pass, parsed, frame);
+        } else {
+            self.note(|| "conntrack: UNTRACKED (the switch's answer to a refused packet)".into());
+        }
         pass.cacheable = false;
         self.hook(now, pass, Table::Mangle, Hook::Output)?;
         self.nat_hook(now, pass, Hook::Output)?;
@@ -282,18 +320,19 @@ impl Firewall {
         if self.rules.is_empty(table, hook) {
             return Ok(());
         }
-        let outcome = if pass.recorder.is_on() {
-            self.rules.evaluate(
-                table,
-                hook,
-                &pass.info,
-                &mut pass.meta,
-                now,
-                &mut pass.recorder,
-            )
-        } else {
-            self.rules
-                .evaluate(table, hook, &pass.info, &mut pass.meta, now, &mut NoTrace)
+        let (info, meta) = (&pass.info, &mut pass.meta);
+        let outcome = match (&mut self.journal, pass.recorder.is_on()) {
+            (None, false) => self
+                .rules
+                .evaluate(table, hook, info, meta, now, &mut NoTrace),
+            (None, true) => self
+                .rules
+                .evaluate(table, hook, info, meta, now, &mut pass.recorder),
+            (Some(j), false) => self.rules.evaluate(table, hook, info, meta, now, j),
+            (Some(j), true) => {
+                let mut both = Both(&mut pass.recorder, j);
+                self.rules.evaluate(table, hook, info, meta, now, &mut both)
+            }
         };
         match outcome {
             Outcome::Accept => Ok(()),
@@ -316,6 +355,7 @@ impl Firewall {
     fn track(&mut self, now: Timestamp, pass: &mut Pass, parsed: &Parsed, frame: &[u8]) {
         if pass.meta.notrack {
             pass.info.ct = CtInfo::default();
+            self.note(|| "conntrack: UNTRACKED (raw table NOTRACK)".into());
             return;
         }
         let Some(pkt) = ct_packet(parsed, frame) else {
@@ -323,6 +363,7 @@ impl Firewall {
                 state: CtState::Untracked,
                 ..CtInfo::default()
             };
+            self.note(|| "conntrack: UNTRACKED (no ports to key it: a fragment or an ICMP message conntrack does not follow)".into());
             return;
         };
         let t = self.conns.track(Duration::from_nanos(now.as_nanos()), &pkt);
@@ -338,6 +379,7 @@ impl Firewall {
                 state,
                 ..CtInfo::default()
             };
+            self.note(|| format!("conntrack: {} (no connection)", state_name(state)));
             return;
         };
         let Some(e) = self.conns.get(id) else {
@@ -380,6 +422,15 @@ impl Firewall {
         };
         pass.meta.ctmark = e.mark;
         pass.creates = !e.is_confirmed() && state == CtState::New;
+        let (dir, created) = (t.dir, pass.creates);
+        self.note(|| {
+            let how = match (created, dir) {
+                (true, _) => "a new entry",
+                (false, Dir::Original) => "original direction",
+                (false, Dir::Reply) => "reply direction",
+            };
+            format!("conntrack: {} ({how})", state_name(state))
+        });
         pass.cacheable = state == CtState::Established;
         pass.conn = Some((id, t.dir));
     }
@@ -472,6 +523,17 @@ impl Firewall {
         } else {
             AddrType::UNICAST
         }
+    }
+}
+
+/// As `-m conntrack --ctstate` spells it.
+fn state_name(state: CtState) -> &'static str {
+    match state {
+        CtState::New => "NEW",
+        CtState::Established => "ESTABLISHED",
+        CtState::Related => "RELATED",
+        CtState::Invalid => "INVALID",
+        CtState::Untracked => "UNTRACKED",
     }
 }
 

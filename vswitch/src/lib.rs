@@ -10,6 +10,7 @@ pub mod dns;
 pub mod fdb;
 pub mod firewall;
 pub mod flow_cache;
+pub mod flowspec;
 pub mod gateway;
 pub mod io;
 pub mod ipam;
@@ -24,6 +25,7 @@ pub mod stats;
 pub mod switch;
 pub mod time;
 pub mod topology_rules;
+pub mod trace;
 
 pub use output::{Emit, Output, Payload, TagEdit};
 pub use port::PortId;

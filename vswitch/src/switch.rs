@@ -24,6 +24,7 @@ use crate::config::{Config, ConfigErrors, Ipv4Net};
 use crate::dhcp::Destination;
 use crate::fdb::{Domain, Fdb, Learned};
 use crate::firewall::{self, Firewall, Pass, Refusal};
+use crate::flowspec;
 use crate::gateway::{self, Body, Gateway, Reply};
 use crate::neigh::Neighbours;
 use crate::netfilter::Iface;
@@ -173,6 +174,35 @@ impl Switch {
         self.services.expire(now);
     }
 
+    /// `process` with every step recorded, rule by rule: what `vswitch
+    /// trace` and `[[expect]]` show. The same code runs; only the journal is on.
+    pub fn trace(
+        &mut self,
+        now: Timestamp,
+        ingress: PortId,
+        frame: &mut [u8],
+        out: &mut Output,
+    ) -> (Verdict, Vec<String>) {
+        self.firewall.start_journal();
+        let verdict = self.process(now, ingress, frame, out);
+        (verdict, self.firewall.take_journal())
+    }
+
+    /// Teaches the FDB every port's configured MAC, as if each had spoken,
+    /// so an offline trace switches as a running lab would.
+    pub fn learn_configured(&mut self, now: Timestamp) {
+        for (i, p) in self.ports.iter().enumerate() {
+            if p.mac.is_zero() {
+                continue;
+            }
+            let domain = Domain {
+                network: p.network,
+                vlan: p.vlans.access,
+            };
+            self.fdb.learn(domain, p.mac, PortId(i as u16), now);
+        }
+    }
+
     /// Decides the fate of one frame that arrived on `ingress` at `now`.
     /// Frames to send are appended to `out`; `frame` may be edited in place
     /// and is what `Payload::Ingress` emits refer to.
@@ -203,9 +233,18 @@ impl Switch {
     ) -> Verdict {
         let parsed = match Parsed::parse(frame) {
             Ok(p) => p,
-            Err(_) => return Verdict::Dropped(DropReason::Malformed),
+            Err(e) => {
+                self.firewall.note(|| format!("parse: malformed: {e}"));
+                return Verdict::Dropped(DropReason::Malformed);
+            }
         };
         let port = &self.ports[ingress.index()];
+        let len = frame.len();
+        self.firewall.note(|| {
+            let net = &self.networks[usize::from(port.network)].name;
+            let what = flowspec::describe(&parsed, len);
+            format!("in: port {} (network {net}): {what}", port.name)
+        });
         let in_tag = parsed.vlan();
         let Some(vlan) = port.vlans.ingress(in_tag) else {
             return Verdict::Dropped(DropReason::VlanNotAllowed);
@@ -233,6 +272,10 @@ impl Switch {
         }
 
         let to_gateway = at_gateway && (parsed.dst == gw.mac || is_dhcp_broadcast(&parsed));
+        if to_gateway {
+            self.firewall
+                .note(|| format!("gateway: addressed to the switch ({})", gw.mac));
+        }
         let iif = Iface {
             port: ingress.0,
             network: domain.network,
@@ -286,7 +329,7 @@ impl Switch {
                 .learn(net, arp.sender_ip, arp.sender_mac, now);
         }
         if gw.answers_arp(arp) {
-            self.reply(now, ingress, gw, gateway::ARP_REPLY_LEN, out, |b| {
+            self.reply(now, ingress, gw, gateway::ARP_REPLY_LEN, out, true, |b| {
                 gateway::emit_arp_reply(b, gw, arp)
             });
             return Some(Verdict::Local);
@@ -395,7 +438,7 @@ impl Switch {
                 payload: &answer,
             }),
         };
-        self.reply(now, ingress, gw, reply.frame_len(), out, |b| {
+        self.reply(now, ingress, gw, reply.frame_len(), out, true, |b| {
             reply.emit(b, gw)
         });
         Verdict::Local
@@ -433,7 +476,7 @@ impl Switch {
                 data: icmp.data(),
             }),
         };
-        self.reply(now, ingress, gw, reply.frame_len(), out, |b| {
+        self.reply(now, ingress, gw, reply.frame_len(), out, true, |b| {
             reply.emit(b, gw)
         });
         Verdict::Local
@@ -462,6 +505,8 @@ impl Switch {
             _ => return Verdict::Dropped(DropReason::Malformed),
         }
         let Some(egress_net) = self.networks.iter().position(|n| n.subnet.contains(dst)) else {
+            self.firewall
+                .note(|| format!("route: no network holds {dst}"));
             return Verdict::Dropped(DropReason::NoRoute);
         };
         if ttl <= 1 {
@@ -470,9 +515,18 @@ impl Switch {
         }
         let egress_gw = self.networks[egress_net].gateway;
         let Some(next_hop) = self.neighbours.lookup(egress_gw.domain.network, dst, now) else {
+            self.firewall
+                .note(|| format!("route: {dst} not resolved yet; the gateway asks with ARP"));
             self.arp_request(&egress_gw, dst, out);
             return Verdict::Dropped(DropReason::NeighbourUnresolved);
         };
+        self.firewall.note(|| {
+            let net = &self.networks[egress_net].name;
+            format!(
+                "route: {dst} via network {net}, next hop {next_hop}, ttl {ttl} -> {}",
+                ttl - 1
+            )
+        });
         if let Some(pass) = pass.as_deref_mut() {
             pass.info.ttl = ttl - 1;
         }
@@ -519,7 +573,19 @@ impl Switch {
     ) -> Verdict {
         let in_tag = parsed.vlan();
         let len = frame.len();
-        let sent = match self.fdb.lookup(domain, parsed.dst, now) {
+        let found = self.fdb.lookup(domain, parsed.dst, now);
+        self.firewall.note(|| match found {
+            Some(p) if parsed.dst.is_unicast() => {
+                format!("fdb: {} on port {}", parsed.dst, self.ports[p.index()].name)
+            }
+            _ => format!(
+                "fdb: {} unknown or not unicast: flooding network {} vlan {}",
+                parsed.dst,
+                self.networks[usize::from(domain.network)].name,
+                domain.vlan
+            ),
+        });
+        let sent = match found {
             Some(dst) if parsed.dst.is_unicast() => {
                 if dst == ingress {
                     return Verdict::Dropped(DropReason::SameSegment);
@@ -565,6 +631,8 @@ impl Switch {
                 port: port.0,
                 network: p.network,
             };
+            self.firewall
+                .note(|| format!("forward: towards port {}", p.name));
             self.firewall.forward(now, pass, oif)?;
         }
         Ok(self.send(port, domain.vlan, in_tag, len, out))
@@ -586,6 +654,8 @@ impl Switch {
             Refusal::Drop(reason) => return Verdict::Dropped(reason),
             Refusal::Reject(with) => with,
         };
+        self.firewall
+            .note(|| format!("reject: answering the sender with {with}"));
         match reject::icmp_code(with) {
             Some(code) => self.icmp_error(
                 now,
@@ -640,7 +710,9 @@ impl Switch {
             payload_len,
         };
         if let Some(rst) = reject::tcp_reset(&seg) {
-            self.reply(now, ingress, gw, TcpResetFrame::LEN, out, |b| rst.emit(b));
+            self.reply(now, ingress, gw, TcpResetFrame::LEN, out, false, |b| {
+                rst.emit(b)
+            });
         }
     }
 
@@ -729,13 +801,15 @@ impl Switch {
             dst_ip: src,
             body: Body::Icmp(icmp),
         };
-        self.reply(now, ingress, gw, reply.frame_len(), out, |b| {
+        self.reply(now, ingress, gw, reply.frame_len(), out, false, |b| {
             reply.emit(b, gw)
         });
     }
 
     /// Sends a frame the gateway built back out of `port`, tagged as the
-    /// gateway's VLAN leaves that port, once the OUTPUT hooks allow it.
+    /// gateway's VLAN leaves that port, once the OUTPUT hooks allow it;
+    /// `tracked` as for `Firewall::local_out`.
+    #[allow(clippy::too_many_arguments)]
     fn reply(
         &mut self,
         now: Timestamp,
@@ -743,6 +817,7 @@ impl Switch {
         gw: &Gateway,
         len: usize,
         out: &mut Output,
+        tracked: bool,
         fill: impl FnOnce(&mut [u8]),
     ) {
         let p = &self.ports[port.index()];
@@ -757,7 +832,7 @@ impl Switch {
         let range = out.build(port, tag, len, fill);
         if self
             .firewall
-            .local_out(now, oif, out.built(range.clone()))
+            .local_out(now, oif, out.built(range.clone()), tracked)
             .is_err()
         {
             out.unbuild(range);

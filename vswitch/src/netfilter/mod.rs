@@ -43,7 +43,7 @@ use packet::MacAddr;
 
 pub use crate::config::{ConfigError as RuleError, ConfigErrors as RuleErrors};
 pub use replay::Step;
-pub use trace::{NoTrace, Trace, TraceLines};
+pub use trace::{Both, NoTrace, Trace, TraceLines};
 pub use types::PortRange;
 
 use matches::Match;

@@ -40,6 +40,53 @@ pub struct NoTrace;
 
 impl Trace for NoTrace {}
 
+/// Two tracers fed the same steps (a recorder and a journal).
+pub struct Both<'a, A, B>(pub &'a mut A, pub &'a mut B);
+
+impl<A: Trace, B: Trace> Trace for Both<'_, A, B> {
+    fn enter(&mut self, table: Table, chain: &str) {
+        self.0.enter(table, chain);
+        self.1.enter(table, chain);
+    }
+
+    fn rule(
+        &mut self,
+        table: Table,
+        chain: &str,
+        index: usize,
+        spec: &dyn fmt::Display,
+        matched: bool,
+    ) {
+        self.0.rule(table, chain, index, spec, matched);
+        self.1.rule(table, chain, index, spec, matched);
+    }
+
+    fn jump(&mut self, table: Table, from: &str, to: &str, goto: bool) {
+        self.0.jump(table, from, to, goto);
+        self.1.jump(table, from, to, goto);
+    }
+
+    fn ret(&mut self, table: Table, from: &str, to: &str) {
+        self.0.ret(table, from, to);
+        self.1.ret(table, from, to);
+    }
+
+    fn verdict(&mut self, table: Table, outcome: Outcome) {
+        self.0.verdict(table, outcome);
+        self.1.verdict(table, outcome);
+    }
+
+    fn policy(&mut self, table: Table, chain: &str, outcome: Outcome) {
+        self.0.policy(table, chain, outcome);
+        self.1.policy(table, chain, outcome);
+    }
+
+    fn log(&mut self, line: &str) {
+        self.0.log(line);
+        self.1.log(line);
+    }
+}
+
 /// Records steps as lines like
 /// `filter FORWARD #3 -i web -o db -p tcp -m tcp --dport 5432 -j ACCEPT : match -> ACCEPT`.
 #[derive(Debug, Default, Clone)]

@@ -1,0 +1,27 @@
+//! `vswitch trace`: one described packet through the pipeline, offline.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+pub fn trace(path: &Path, port: &str, packet: &str, json: bool) -> ExitCode {
+    let (cfg, _) = match crate::check::load(path) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
+    };
+    match vswitch::trace::trace(&cfg, port, packet) {
+        Ok(t) if json => {
+            println!("{}", t.to_json());
+            ExitCode::SUCCESS
+        }
+        Ok(t) => {
+            for (i, step) in t.steps.iter().enumerate() {
+                println!("{:>3}  {step}", i + 1);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("vswitch: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
