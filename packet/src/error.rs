@@ -15,6 +15,8 @@ pub enum Layer {
     Icmpv6,
     Tcp,
     Udp,
+    /// The virtio-net header in front of a frame.
+    Vnet,
 }
 
 impl Layer {
@@ -29,6 +31,7 @@ impl Layer {
             Layer::Icmpv6 => "icmpv6",
             Layer::Tcp => "tcp",
             Layer::Udp => "udp",
+            Layer::Vnet => "virtio-net",
         }
     }
 }

@@ -31,6 +31,7 @@ pub mod tcp;
 pub mod udp;
 pub mod vlan;
 pub mod vlan_id;
+pub mod vnet;
 
 #[cfg(test)]
 mod fixtures;

@@ -1,5 +1,10 @@
 //! AF_PACKET sockets on existing host interfaces: how a port attaches a host
 //! interface (a veth end, a NIC) to a network, like `ip link set X master br`.
+//!
+//! With PACKET_VNET_HDR each frame carries the same virtio-net header as a
+//! TAP's: the kernel hands us a veth peer's TSO super-frames whole, with
+//! partial checksums, and takes ours likewise (segmenting in software only
+//! if the interface itself cannot).
 
 use std::ffi::CString;
 use std::io;
@@ -7,9 +12,14 @@ use std::mem::{size_of, zeroed};
 use std::ops::Range;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
+use packet::vlan;
+use packet::vnet::{self, VnetHdr};
+
 use super::sys::{cvt, writev_all};
+use super::tap::VNET_HOST;
 
 const ETH_P_ALL: u16 = 0x0003;
+const PACKET_VNET_HDR: libc::c_int = 15;
 const TP_STATUS_VLAN_VALID: u32 = 1 << 4;
 const TP_STATUS_VLAN_TPID_VALID: u32 = 1 << 6;
 /// Room kept in front of each received frame to put back a VLAN tag the
@@ -19,6 +29,8 @@ pub const HEADROOM: usize = 4;
 pub struct PacketSocket {
     fd: OwnedFd,
     name: String,
+    /// Frames carry a virtio-net header.
+    vnet: bool,
 }
 
 impl PacketSocket {
@@ -46,6 +58,13 @@ impl PacketSocket {
         })?;
         // SAFETY: raw is a descriptor we just opened and own exclusively.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        // Before bind, so every frame queued to us has the header.
+        let vnet = VNET_HOST && setsockopt(&fd, PACKET_VNET_HDR, &1 as &libc::c_int).is_ok();
+        if !vnet {
+            tracing::warn!(
+                "{ifname}: no PACKET_VNET_HDR; offloaded frames are finished in software"
+            );
+        }
         // SAFETY: sockaddr_ll is plain data; all-zero is a valid value.
         let mut sll: libc::sockaddr_ll = unsafe { zeroed() };
         sll.sll_family = libc::AF_PACKET as u16;
@@ -75,6 +94,7 @@ impl PacketSocket {
         Ok(PacketSocket {
             fd,
             name: ifname.to_owned(),
+            vnet,
         })
     }
 
@@ -82,30 +102,50 @@ impl PacketSocket {
         &self.name
     }
 
-    /// Receives one frame into `buf`, returning where in `buf` it is. A VLAN
-    /// tag the kernel took off into metadata is put back in place.
-    pub fn recv(&self, buf: &mut [u8]) -> io::Result<Range<usize>> {
+    /// Whether frames carry offloads (a virtio-net header).
+    pub fn vnet(&self) -> bool {
+        self.vnet
+    }
+
+    /// Receives one frame into `buf`, returning where in `buf` it is and its
+    /// offload state. A VLAN tag the kernel took off into metadata is put
+    /// back in place, and the checksum offset moved with it.
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<(Range<usize>, VnetHdr)> {
         if buf.len() <= HEADROOM + 14 {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "buffer too small",
             ));
         }
-        let mut iov = libc::iovec {
-            iov_base: buf[HEADROOM..].as_mut_ptr().cast(),
-            iov_len: buf.len() - HEADROOM,
-        };
+        let mut hdr = [0u8; vnet::HEADER_LEN];
+        let head = if self.vnet { vnet::HEADER_LEN } else { 0 };
+        let mut iov = [
+            libc::iovec {
+                iov_base: hdr.as_mut_ptr().cast(),
+                iov_len: head,
+            },
+            libc::iovec {
+                iov_base: buf[HEADROOM..].as_mut_ptr().cast(),
+                iov_len: buf.len() - HEADROOM,
+            },
+        ];
         let mut cbuf = [0u64; 16];
         // SAFETY: msghdr is plain data; all-zero is a valid value.
         let mut msg: libc::msghdr = unsafe { zeroed() };
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
+        msg.msg_iov = iov.as_mut_ptr();
+        msg.msg_iovlen = iov.len();
         msg.msg_control = cbuf.as_mut_ptr().cast();
         msg.msg_controllen = size_of_val(&cbuf);
-        // SAFETY: msg points at iov (into buf) and cbuf, both live for the call.
+        // SAFETY: msg points at iov (into hdr and buf) and cbuf, all live for the call.
         let n = unsafe { libc::recvmsg(self.fd.as_raw_fd(), &mut msg, libc::MSG_TRUNC) };
         let n = usize::try_from(n).map_err(|_| io::Error::last_os_error())?;
+        let short = || io::Error::new(io::ErrorKind::InvalidData, "short read");
+        let n = n.checked_sub(head).ok_or_else(short)?;
         let n = n.min(buf.len() - HEADROOM);
+        let mut hdr = match self.vnet {
+            true => VnetHdr::parse(&hdr).map_err(|_| short())?,
+            false => VnetHdr::NONE,
+        };
         let mut start = HEADROOM;
         if let Some((tpid, tci)) = vlan_from_cmsgs(&msg) {
             if n >= 12 {
@@ -113,13 +153,21 @@ impl PacketSocket {
                 buf[12..14].copy_from_slice(&tpid.to_be_bytes());
                 buf[14..16].copy_from_slice(&tci.to_be_bytes());
                 start = 0;
+                hdr = hdr.shifted(vlan::TAG_LEN as i32).ok_or_else(|| {
+                    io::Error::new(io::ErrorKind::InvalidData, "checksum offset out of range")
+                })?;
             }
         }
-        Ok(start..HEADROOM + n)
+        Ok((start..HEADROOM + n, hdr))
     }
 
-    pub fn send(&self, parts: &[&[u8]]) -> io::Result<usize> {
-        writev_all(self.fd.as_raw_fd(), parts)
+    /// Writes one frame given as consecutive slices, with its offload state
+    /// (ignored without PACKET_VNET_HDR; the caller finishes such frames).
+    pub fn send(&self, hdr: &VnetHdr, parts: &[&[u8]]) -> io::Result<usize> {
+        if !self.vnet {
+            return writev_all(self.fd.as_raw_fd(), &[], parts);
+        }
+        writev_all(self.fd.as_raw_fd(), &hdr.to_bytes(), parts)
     }
 }
 

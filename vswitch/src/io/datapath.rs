@@ -1,6 +1,13 @@
 //! The poll loop: waits on every port's descriptor, drains each ready one in
 //! batches through `Switch::process`, and writes what the pipeline emits. It
 //! holds no policy; every decision is the pipeline's.
+//!
+//! Offloads: a frame comes in with its virtio-net header (TSO super-frame,
+//! partial checksum, or none), which the pipeline does not see; a forwarded
+//! frame leaves with the same header, its checksum offset moved by the
+//! 802.1Q edit, and frames the switch built leave with none. A port without
+//! headers gets offloaded frames finished here: checksum completed, super-
+//! frames segmented.
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
@@ -8,8 +15,9 @@ use std::time::{Duration, Instant};
 
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
+use packet::vnet::{self, VnetHdr};
 
-use crate::output::Output;
+use crate::output::{Output, Payload};
 use crate::port::PortId;
 use crate::stats::IoStats;
 use crate::switch::Switch;
@@ -34,18 +42,65 @@ impl Device {
         }
     }
 
-    fn recv(&self, buf: &mut [u8]) -> io::Result<std::ops::Range<usize>> {
+    fn recv(&self, buf: &mut [u8]) -> io::Result<(std::ops::Range<usize>, VnetHdr)> {
         match self {
-            Device::Tap(t) => t.recv(&mut buf[HEADROOM..]).map(|n| HEADROOM..HEADROOM + n),
+            Device::Tap(t) => t
+                .recv(&mut buf[HEADROOM..])
+                .map(|(n, hdr)| (HEADROOM..HEADROOM + n, hdr)),
             Device::Packet(p) => p.recv(buf),
         }
     }
 
-    fn send(&self, parts: &[&[u8]]) -> io::Result<usize> {
+    /// Whether the device takes offloaded frames as they are.
+    fn vnet(&self) -> bool {
         match self {
-            Device::Tap(t) => t.send(parts),
-            Device::Packet(p) => p.send(parts),
+            Device::Tap(t) => t.vnet(),
+            Device::Packet(p) => p.vnet(),
         }
+    }
+
+    fn send(&self, hdr: &VnetHdr, parts: &[&[u8]]) -> io::Result<usize> {
+        match self {
+            Device::Tap(t) => t.send(hdr, parts),
+            Device::Packet(p) => p.send(hdr, parts),
+        }
+    }
+}
+
+/// Buffers for finishing offloaded frames in software, reused across frames.
+struct Finisher {
+    frame: Vec<u8>,
+    segment: Vec<u8>,
+}
+
+impl Finisher {
+    fn new() -> Finisher {
+        Finisher {
+            frame: Vec::with_capacity(BUF_LEN),
+            segment: vec![0u8; BUF_LEN],
+        }
+    }
+
+    /// Sends a frame with offloads to a device that takes none: a super-frame
+    /// as segments, else with its checksum completed.
+    fn send(&mut self, dev: &Device, hdr: &VnetHdr, parts: &[&[u8]]) -> io::Result<()> {
+        self.frame.clear();
+        for p in parts {
+            self.frame.extend_from_slice(p);
+        }
+        let bad = |e: packet::Error| io::Error::new(io::ErrorKind::InvalidData, e.to_string());
+        if hdr.is_gso() {
+            let mut result = Ok(0);
+            vnet::segment(&self.frame, hdr, &mut self.segment, |seg| {
+                if result.is_ok() {
+                    result = dev.send(&VnetHdr::NONE, &[seg]);
+                }
+            })
+            .map_err(bad)?;
+            return result.map(drop);
+        }
+        vnet::complete_checksum(&mut self.frame, hdr).map_err(bad)?;
+        dev.send(&VnetHdr::NONE, &[&self.frame]).map(drop)
     }
 }
 
@@ -78,6 +133,7 @@ pub fn run(
     let mut ready = vec![false; devices.len()];
     let mut buf = vec![0u8; BUF_LEN];
     let mut out = Output::new();
+    let mut finisher = Finisher::new();
     let mut stats = IoStats::default();
     let mut last_tick = Instant::now();
 
@@ -108,7 +164,7 @@ pub fn run(
             }
             // Edge-triggered: a descriptor stays ready until it says WouldBlock.
             for _ in 0..BUDGET {
-                let range = match dev.recv(&mut buf) {
+                let (range, hdr) = match dev.recv(&mut buf) {
                     Ok(r) => r,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         ready[i] = false;
@@ -125,7 +181,7 @@ pub fn run(
                 out.clear();
                 let frame = &mut buf[range];
                 switch.process(now(), PortId(i as u16), frame, &mut out);
-                transmit(devices, &out, frame, &mut stats);
+                transmit(devices, &out, frame, &hdr, &mut finisher, &mut stats);
             }
         }
         if last_tick.elapsed() >= TICK {
@@ -135,14 +191,37 @@ pub fn run(
     }
 }
 
-fn transmit(devices: &[Device], out: &Output, frame: &[u8], stats: &mut IoStats) {
+fn transmit(
+    devices: &[Device],
+    out: &Output,
+    frame: &[u8],
+    ingress_hdr: &VnetHdr,
+    finisher: &mut Finisher,
+    stats: &mut IoStats,
+) {
     let mut tag = [0u8; 4];
     for e in out.emits() {
         let Some(dev) = devices.get(e.port.index()) else {
             continue;
         };
         let parts = out.parts(e, frame, &mut tag);
-        if let Err(err) = dev.send(&parts) {
+        let hdr = match e.payload {
+            // Only a pushed or popped tag moves the L3 header and what follows.
+            Payload::Ingress => {
+                let len: usize = parts.iter().map(|p| p.len()).sum();
+                ingress_hdr.shifted(len as i32 - frame.len() as i32)
+            }
+            Payload::Built(_) => Some(VnetHdr::NONE),
+        };
+        let sent = match hdr {
+            Some(hdr) if dev.vnet() || !hdr.offloads() => dev.send(&hdr, &parts).map(drop),
+            Some(hdr) => finisher.send(dev, &hdr, &parts),
+            None => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "checksum offset out of range",
+            )),
+        };
+        if let Err(err) = sent {
             // A full queue or a downed peer interface drops the frame, like a NIC would.
             stats.tx_errors += 1;
             tracing::trace!("send on port {}: {err}", e.port);

@@ -16,19 +16,28 @@ fn cvt_size(ret: libc::ssize_t) -> io::Result<usize> {
     usize::try_from(ret).map_err(|_| io::Error::last_os_error())
 }
 
-pub fn read_into(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
-    // SAFETY: buf is valid for writes of buf.len() bytes for the call's duration.
-    cvt_size(unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) })
+/// Reads one frame scattered over `bufs` (one readv): a virtio-net header
+/// into the first, the frame into the second.
+pub fn readv_into<const N: usize>(fd: RawFd, bufs: &mut [&mut [u8]; N]) -> io::Result<usize> {
+    let iov = bufs.each_mut().map(|b| libc::iovec {
+        iov_base: b.as_mut_ptr().cast(),
+        iov_len: b.len(),
+    });
+    // SAFETY: each iovec points at a live, exclusively borrowed slice of
+    // its length for the call's duration.
+    cvt_size(unsafe { libc::readv(fd, iov.as_ptr(), N as libc::c_int) })
 }
 
-/// Writes the slices as one frame (one writev), skipping empty ones.
-pub fn writev_all(fd: RawFd, parts: &[&[u8]]) -> io::Result<usize> {
+/// Writes `head` (a virtio-net header, or empty) and the slices as one frame
+/// (one writev), skipping empty ones.
+pub fn writev_all(fd: RawFd, head: &[u8], parts: &[&[u8]]) -> io::Result<usize> {
     let mut iov = [libc::iovec {
         iov_base: std::ptr::null_mut(),
         iov_len: 0,
-    }; 4];
+    }; 5];
     let mut n = 0;
-    for p in parts.iter().filter(|p| !p.is_empty()).take(iov.len()) {
+    let all = std::iter::once(&head).chain(parts);
+    for p in all.filter(|p| !p.is_empty()).take(iov.len()) {
         iov[n] = libc::iovec {
             iov_base: p.as_ptr() as *mut libc::c_void,
             iov_len: p.len(),

@@ -1,0 +1,261 @@
+//! Ring 3: offloads end to end. TAPs give the containers TSO and checksum
+//! offload, and 64 KB super-frames cross the switch whole: to another TAP,
+//! to and from a veth peer behind an AF_PACKET port, and through a VLAN
+//! trunk where the tag push and pop move the checksum offset.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::Hasher;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use vswitch_tests::e2e::{self, Running};
+
+const BIN: &str = env!("CARGO_BIN_EXE_vswitch");
+const LEN: usize = 20 * 1024 * 1024;
+
+/// A switch with network 10.63.0.0/24 on VLAN 100 and the given ports.
+fn topo(name: &str, gateway: &str, ports: &str) -> String {
+    format!(
+        r#"
+[switch]
+name = "{name}"
+
+[[network]]
+name = "front"
+driver = "bridge"
+subnet = "10.63.0.0/24"
+gateway = "{gateway}"
+vlan = 100
+{ports}"#
+    )
+}
+
+fn tap(name: &str, port: &str, ip: &str) -> String {
+    format!(
+        "\n[[port]]\nname = \"{port}\"\nnetwork = \"front\"\nkind = \"tap\"\nnetns = \"{name}-{port}\"\nip = \"{ip}\"\n"
+    )
+}
+
+/// An AF_PACKET port on `ifname`, carrying VLAN 100 tagged when `trunk`.
+fn afpacket(ifname: &str, trunk: bool) -> String {
+    let vlans = if trunk {
+        "vlan = 4000\ntrunk = [100]\n"
+    } else {
+        ""
+    };
+    format!(
+        "\n[[port]]\nname = \"up\"\nnetwork = \"front\"\nkind = \"afpacket\"\ninterface = \"{ifname}\"\n{vlans}"
+    )
+}
+
+fn ip(args: &[&str]) {
+    let st = Command::new("ip").args(args).status().expect("ip");
+    assert!(st.success(), "ip {args:?}");
+}
+
+/// A veth pair, removed on drop: `a` in the root namespace, `b` in
+/// namespace `ns` as eth0 (addressed 10.63.0.9), or beside `a` when `ns` is
+/// `None`.
+struct Veth {
+    a: String,
+    ns: Option<String>,
+}
+
+impl Veth {
+    fn new(a: &str, b: &str, ns: Option<&str>) -> Veth {
+        let v = Veth {
+            a: a.to_owned(),
+            ns: ns.map(str::to_owned),
+        };
+        v.remove();
+        match ns {
+            Some(ns) => {
+                ip(&["netns", "add", ns]);
+                ip(&[
+                    "link", "add", a, "type", "veth", "peer", "name", "eth0", "netns", ns,
+                ]);
+                ip(&["-n", ns, "link", "set", "lo", "up"]);
+                ip(&["-n", ns, "link", "set", "eth0", "up"]);
+                ip(&["-n", ns, "addr", "add", "10.63.0.9/24", "dev", "eth0"]);
+            }
+            None => {
+                ip(&["link", "add", a, "type", "veth", "peer", "name", b]);
+                ip(&["link", "set", b, "up"]);
+            }
+        }
+        v
+    }
+
+    fn remove(&self) {
+        let _ = Command::new("ip").args(["link", "del", &self.a]).status();
+        if let Some(ns) = &self.ns {
+            e2e::remove_netns(&[ns]);
+        }
+    }
+}
+
+impl Drop for Veth {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
+fn start(name: &str, gateway: &str, ports: &str, tap_ports: &[&str]) -> Running {
+    let ns: Vec<String> = tap_ports.iter().map(|p| format!("{name}-{p}")).collect();
+    e2e::remove_netns(&ns.iter().map(String::as_str).collect::<Vec<_>>());
+    Running::start(Path::new(BIN), name, &topo(name, gateway, ports))
+}
+
+/// Mean size of the frames port `index` of switch `name` received and
+/// sent: above 1514 bytes only if super-frames crossed whole.
+fn mean_frame(name: &str, index: usize) -> (u64, u64) {
+    let out = Command::new(BIN)
+        .args(["stats", "--name", name, "--json"])
+        .output()
+        .expect("run vswitch stats");
+    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let p = &stats["ports"][index];
+    let mean = |bytes: &str, packets: &str| {
+        p[bytes].as_u64().unwrap_or(0) / p[packets].as_u64().unwrap_or(0).max(1)
+    };
+    (
+        mean("rx_bytes", "rx_packets"),
+        mean("tx_bytes", "tx_packets"),
+    )
+}
+
+/// `ethtool -k` of eth0 in `ns` lists `feature: on`.
+fn offload_on(ns: &str, feature: &str) -> bool {
+    let out = e2e::exec(ns, &["ethtool", "-k", "eth0"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .any(|l| l.trim_start().starts_with(&format!("{feature}: on")))
+}
+
+/// Sends LEN pseudo-random bytes from namespace `from` to `to_ip` in
+/// namespace `to` over TCP, in 64 KB writes that TSO sends as super-frames;
+/// asserts they all arrive unchanged.
+fn transfer(from: &str, to: &str, to_ip: &str, port: u16) {
+    let addr: SocketAddr = format!("{to_ip}:{port}").parse().expect("address");
+    let server = e2e::in_netns(to, move || {
+        let l = TcpListener::bind(addr).expect("bind");
+        let (mut s, _) = l.accept().expect("accept");
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let mut h = DefaultHasher::new();
+        let mut buf = vec![0u8; 1 << 16];
+        let mut total = 0;
+        loop {
+            let n = s.read(&mut buf).expect("read");
+            if n == 0 {
+                break;
+            }
+            h.write(&buf[..n]);
+            total += n;
+        }
+        (total, h.finish())
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let client = e2e::in_netns(from, move || {
+        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+        let mut h = DefaultHasher::new();
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15 ^ u64::from(port);
+        let mut chunk = vec![0u8; 1 << 16];
+        for _ in 0..LEN / chunk.len() {
+            for b in chunk.iter_mut() {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                *b = x as u8;
+            }
+            s.write_all(&chunk).expect("write");
+            h.write(&chunk);
+        }
+        h.finish()
+    });
+    let sent = client.join().expect("client");
+    let (received, got) = server.join().expect("server");
+    assert_eq!(received, LEN, "{from} -> {to}");
+    assert_eq!(got, sent, "{from} -> {to}: bytes differ");
+}
+
+#[test]
+fn tso_super_frames_cross_between_taps_and_to_a_veth_peer() {
+    if e2e::skip("tso_super_frames_cross_between_taps_and_to_a_veth_peer") {
+        return;
+    }
+    let _g = e2e::serial();
+    let name = "vse2e-tso";
+    let lan = Veth::new("vse2e-tso0", "", Some("vse2e-tso-lan"));
+    let ports =
+        tap(name, "web", "10.63.0.2") + &tap(name, "db", "10.63.0.3") + &afpacket(&lan.a, false);
+    let sw = start(name, "10.63.0.1", &ports, &["web", "db"]);
+    let (web, db, lan_ns) = (format!("{name}-web"), format!("{name}-db"), "vse2e-tso-lan");
+    for ns in [&web, &db] {
+        assert!(
+            offload_on(ns, "tcp-segmentation-offload"),
+            "TSO off in {ns}"
+        );
+        assert!(offload_on(ns, "tx-checksumming"), "tx csum off in {ns}");
+    }
+    transfer(&web, &db, "10.63.0.3", 5101);
+    transfer(&db, &web, "10.63.0.2", 5102);
+    // Through AF_PACKET both ways: the veth peer sends super-frames too.
+    assert!(offload_on(lan_ns, "tcp-segmentation-offload"));
+    transfer(&web, lan_ns, "10.63.0.9", 5103);
+    transfer(lan_ns, &db, "10.63.0.3", 5104);
+    let (rx, tx) = mean_frame(name, 2);
+    assert!(
+        rx > 1514 && tx > 1514,
+        "AF_PACKET port mean frames: rx {rx}, tx {tx}"
+    );
+    let (rx, tx) = mean_frame(name, 0);
+    assert!(
+        rx > 1514 && tx > 1514,
+        "TAP port mean frames: rx {rx}, tx {tx}"
+    );
+    assert!(sw.stop().success());
+}
+
+/// Two switches joined by a veth pair that carries VLAN 100 tagged: one
+/// pushes the tag onto a TAP's super-frames (checksum offset +4) and sends
+/// them by AF_PACKET; the other gets the tag back from the kernel's
+/// metadata (+4 again on reinsertion) and pops it for its TAP (-4).
+#[test]
+fn tso_super_frames_keep_their_checksums_through_vlan_push_and_pop() {
+    if e2e::skip("tso_super_frames_keep_their_checksums_through_vlan_push_and_pop") {
+        return;
+    }
+    let _g = e2e::serial();
+    let (a, b) = ("vse2e-tsva", "vse2e-tsvb");
+    let _trunk = Veth::new("vse2e-tsva0", "vse2e-tsvb0", None);
+    let sw_a = start(
+        a,
+        "10.63.0.1",
+        &(tap(a, "web", "10.63.0.2") + &afpacket("vse2e-tsva0", true)),
+        &["web"],
+    );
+    let sw_b = start(
+        b,
+        "10.63.0.254",
+        &(tap(b, "db", "10.63.0.3") + &afpacket("vse2e-tsvb0", true)),
+        &["db"],
+    );
+    let (web, db) = (format!("{a}-web"), format!("{b}-db"));
+    assert!(
+        e2e::ping(&web, "10.63.0.3", &[]),
+        "web -> db over the trunk"
+    );
+    transfer(&web, &db, "10.63.0.3", 5105);
+    transfer(&db, &web, "10.63.0.2", 5106);
+    let (rx, tx) = mean_frame(a, 1);
+    assert!(
+        rx > 1518 && tx > 1518,
+        "trunk port mean frames: rx {rx}, tx {tx}"
+    );
+    assert!(sw_a.stop().success());
+    assert!(sw_b.stop().success());
+}
