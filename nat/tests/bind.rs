@@ -454,3 +454,31 @@ fn null_binding_moves_a_connection_that_would_clash() {
     assert_eq!(conns.get(id3).unwrap().status, Status::empty());
     assert!(bind_null(&mut conns, id3, Kind::Dnat, &mut rng).is_ok());
 }
+
+#[test]
+fn exhaustion_of_a_range_longer_than_one_search_is_bounded() {
+    // 300 ports: a search tries 128 from one offset, then 64, 32 and 16
+    // from fresh ones, so a full range fails after at most 240 tries.
+    let mut conns = table();
+    let mut rng = NatRng::new(17);
+    let t = snat_uplink().with_ports(3000, 3299);
+    let mut bound = 0;
+    for i in 0..400u32 {
+        let src = std::net::Ipv4Addr::from(0x0a01_0000 + i).to_string();
+        let id = start(&mut conns, &udp(&src, 5353, "198.51.100.7", 53));
+        match bind(&mut conns, id, &t, &mut rng) {
+            Ok(b) => {
+                assert!((3000..=3299).contains(&b.translated.src_port));
+                conns.confirm(id).unwrap();
+                bound += 1;
+            }
+            Err(e) => {
+                assert_eq!(e, NatError::Exhausted);
+                conns.abort(id);
+            }
+        }
+    }
+    // Random offsets may miss the last few free ports, as in Linux.
+    assert!((250..=300).contains(&bound), "{bound}");
+    assert_eq!(conns.len(), bound);
+}
