@@ -9,6 +9,14 @@
 //! TCP or UDP super-frame of up to 64 KB to be cut into `gso_size`-byte
 //! payloads (`segment`).
 //!
+//! Rewrites in the pipeline keep a partial checksum valid as long as they
+//! stay out of the pseudo header: TTL, TOS and MACs do (the IPv4 header
+//! checksum is always complete and updated as usual). NAT will not: an
+//! address change on a `NEEDS_CSUM` frame must update the field as the
+//! uncomplemented sum it holds (Linux's `inet_proto_csum_replace4` with
+//! `pseudohdr`), while a port change leaves it alone; so NAT needs the
+//! frame's header, which the I/O layer keeps today.
+//!
 //! Fields are little-endian as in virtio 1.0; Linux writes them in the
 //! host's order for legacy headers, which is the same on the little-endian
 //! hosts the I/O layer enables them on. The values come from outside: every
