@@ -5,9 +5,10 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use vswitch::io::{self, control::ControlServer, datapath, lab::Lab, notify, stop::StopSignal};
+use vswitch::Switch;
 
 pub fn run(path: &Path) -> ExitCode {
-    let (cfg, mut switch) = match crate::check::load(path) {
+    let (mut cfg, _) = match crate::check::load(path) {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
@@ -17,6 +18,20 @@ pub fn run(path: &Path) -> ExitCode {
         );
         return ExitCode::FAILURE;
     }
+    // The uplink answers with its interface's own MAC unless given one.
+    if let Some(u) = cfg.uplink.as_mut().filter(|u| u.mac.is_none()) {
+        u.mac = io::lab::interface_mac(&u.interface);
+    }
+    let mut switch = match Switch::new(&cfg) {
+        Ok(s) => s,
+        Err(e) => return fail(&e.to_string()),
+    };
+    // Random NAT ports differ from run to run, as the kernel's do.
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+        ^ u64::from(std::process::id());
+    switch.firewall_mut().seed_nat(seed);
     // Signals are caught from here on, so a stop during setup still cleans up.
     let stop = match StopSignal::install() {
         Ok(s) => s,

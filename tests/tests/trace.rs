@@ -66,7 +66,7 @@ fn a_routed_packet_is_traced_step_by_step() {
         "in: port web (network front): icmp 10.10.0.2 -> 10.20.0.2 type 8 code 0 (02:42:0a:0a:00:02 -> 02:42:0a:0a:00:01, 42 bytes)",
         "gateway: addressed to the switch (02:42:0a:0a:00:01)",
         "conntrack: NEW (a new entry)",
-        "route: 10.20.0.2 via network back, next hop 02:42:0a:14:00:02, ttl 64 -> 63",
+        "route: 10.20.0.2 via network back, next hop 10.20.0.2 (02:42:0a:14:00:02), ttl 64 -> 63",
         "forward: towards port x",
         "filter FORWARD",
         "filter FORWARD #1 -i web -o db -p tcp -m tcp --dport 22 -j REJECT --reject-with tcp-reset : no match",

@@ -5,8 +5,15 @@
 //!
 //! The switch calls `prerouting` once per IPv4 packet, then `input` when the
 //! packet is for the switch itself or `forward` once per egress port, then
-//! `finish`, which confirms the connection the packet started or forgets
-//! it. Packets the switch sends itself go through `local_out`.
+//! `finish_nat` and `finish`, which bind a source translation and confirm
+//! the connection the packet started, or forget it. Packets the switch
+//! sends itself go through `local_out`.
+//!
+//! NAT: the first packet of a connection is bound by the nat table as in
+//! Linux, DNAT in PREROUTING and SNAT in POSTROUTING, each rewriting it.
+//! Later packets of a bound connection are rewritten whole in PREROUTING,
+//! so FORWARD sees an SNATed connection's later packets already translated
+//! (Linux translates their source in POSTROUTING).
 //!
 //! IPv4 only: ARP and IPv6 pass untouched, as they would on a host whose
 //! rules are all iptables. Fragments are not reassembled; a non-first
@@ -20,11 +27,14 @@ use packet::icmpv4::msg;
 use packet::ipv4::protocol;
 use packet::{FlowKey, Parsed, L3, L4};
 
+use nat::{Kind, NatRng, Translation};
+
 use crate::config::{Config, ConfigErrors, Driver, RulesSource};
 use crate::flow_cache::{FlowCache, Lookup, Recorder};
 use crate::netfilter::{
-    AddrType, Both, CtDir, CtInfo, CtState, Hook, Iface, Interfaces, L4Info, Meta, NoTrace, Origin,
-    Outcome, PacketInfo, RejectWith, Ruleset, Table, TraceLines,
+    AddrType, Both, CtDir, CtInfo, CtState, Hook, Iface, Interfaces, L4Info, Meta, NatAction,
+    NatRange, NoTrace, Origin, Outcome, PacketInfo, PortRange, RejectWith, Ruleset, Table,
+    TraceLines,
 };
 use crate::stats::DropReason;
 use crate::time::Timestamp;
@@ -48,8 +58,16 @@ pub struct Pass {
     creates: bool,
     /// Established: a cached path may replace evaluation.
     cacheable: bool,
+    /// NAT rewrote the frame: whatever was parsed from it before is stale.
+    pub rewritten: bool,
     /// The rule path recorded for the cache while the hooks ran.
     recorder: Recorder,
+    /// The transport checksum holds only the pseudo header's sum (an
+    /// offloaded frame): NAT patches it differently.
+    partial_csum: bool,
+    /// A translation the nat table chose, bound once the packet's way out
+    /// is known.
+    pending: Option<Translation>,
 }
 
 impl Pass {
@@ -60,7 +78,10 @@ impl Pass {
             conn: None,
             creates: false,
             cacheable: false,
+            rewritten: false,
             recorder: Recorder::default(),
+            partial_csum: false,
+            pending: None,
         }
     }
 }
@@ -74,13 +95,35 @@ pub struct Firewall {
     locals: Vec<Ipv4Addr>,
     /// Each network's directed broadcast address.
     broadcasts: Vec<Ipv4Addr>,
+    /// The switch's own address on each network (by index, the uplink
+    /// last): what MASQUERADE and REDIRECT translate to.
+    own: Vec<Ipv4Addr>,
+    nat_rng: NatRng,
 }
 
-/// The names rules may use for `-i`/`-o`: ports, then networks.
+/// Seeds NAT's random port choices unless the caller reseeds.
+const NAT_SEED: u64 = 0x7653_7769_7463_6821;
+
+/// The names rules may use for `-i`/`-o`: ports, then networks, each with
+/// `uplink` last when there is one.
 pub fn interfaces(config: &Config) -> Interfaces {
+    let uplink = config
+        .uplink
+        .iter()
+        .map(|_| topology_rules::UPLINK.to_owned());
     Interfaces {
-        ports: config.ports.iter().map(|p| p.name.clone()).collect(),
-        networks: config.networks.iter().map(|n| n.name.clone()).collect(),
+        ports: config
+            .ports
+            .iter()
+            .map(|p| p.name.clone())
+            .chain(uplink.clone())
+            .collect(),
+        networks: config
+            .networks
+            .iter()
+            .map(|n| n.name.clone())
+            .chain(uplink)
+            .collect(),
     }
 }
 
@@ -89,7 +132,7 @@ pub fn interfaces(config: &Config) -> Interfaces {
 pub fn load_rules(config: &Config) -> Result<Ruleset, ConfigErrors> {
     let ifaces = interfaces(config);
     let generated = Ruleset::parse(
-        &topology_rules::filter(config),
+        &topology_rules::text(config),
         &Origin::new(topology_rules::ORIGIN),
         &ifaces,
     )?;
@@ -112,6 +155,7 @@ impl Firewall {
             .networks
             .iter()
             .filter(|n| n.driver == Driver::Bridge);
+        let uplink = config.uplink.as_ref();
         Firewall {
             rules,
             journal: None,
@@ -119,8 +163,22 @@ impl Firewall {
                 max_entries: config.switch.conntrack_max,
                 ..conntrack::Config::default()
             }),
-            locals: bridges.clone().map(|n| n.gateway).collect(),
-            broadcasts: bridges.map(|n| n.subnet.broadcast()).collect(),
+            locals: bridges
+                .clone()
+                .map(|n| n.gateway)
+                .chain(uplink.map(|u| u.ip))
+                .collect(),
+            broadcasts: bridges
+                .map(|n| n.subnet.broadcast())
+                .chain(uplink.map(|u| u.subnet.broadcast()))
+                .collect(),
+            own: config
+                .networks
+                .iter()
+                .map(|n| n.gateway)
+                .chain(uplink.map(|u| u.ip))
+                .collect(),
+            nat_rng: NatRng::new(NAT_SEED),
         }
     }
 
@@ -143,6 +201,12 @@ impl Firewall {
 
     pub fn conntrack_mut(&mut self) -> &mut Conntrack<FlowCache> {
         &mut self.conns
+    }
+
+    /// Seeds the choice of random NAT ports (`--random-fully`); the fixed
+    /// default keeps traces and tests repeatable.
+    pub fn seed_nat(&mut self, seed: u64) {
+        self.nat_rng = NatRng::new(seed);
     }
 
     /// Starts recording every step of the packets that follow.
@@ -170,22 +234,31 @@ impl Firewall {
     /// packet that came in by `iif`; `bridged` when it is not addressed to
     /// the gateway's MAC. `None` for what the rules do not see (anything
     /// but IPv4).
+    ///
+    /// A packet of a NATed connection, or one the nat table translates, is
+    /// rewritten in place: `Pass::rewritten` says the caller's parse is stale.
     pub fn prerouting(
         &mut self,
         now: Timestamp,
         iif: Iface,
         bridged: bool,
         parsed: &Parsed,
-        frame: &[u8],
+        frame: &mut [u8],
+        partial_csum: bool,
     ) -> Option<Result<Pass, Refusal>> {
         let info = self.describe(parsed, frame, Some(iif), None, bridged)?;
         let mut pass = Pass::new(info);
+        pass.partial_csum = partial_csum;
         let verdict = self
             .hook(now, &mut pass, Table::Raw, Hook::Prerouting)
             .and_then(|()| {
                 self.track(now, &mut pass, parsed, frame);
+                if !pass.creates {
+                    self.translate(&mut pass, parsed.l3_offset, frame)?;
+                }
                 self.hook(now, &mut pass, Table::Mangle, Hook::Prerouting)?;
-                self.nat_hook(now, &mut pass, Hook::Prerouting)
+                self.nat_hook(now, &mut pass, Hook::Prerouting)?;
+                self.bind_pending(&mut pass, parsed.l3_offset, frame)
             });
         Some(match verdict {
             Ok(()) => Ok(pass),
@@ -239,6 +312,22 @@ impl Firewall {
         self.nat_hook(now, pass, Hook::Postrouting)?;
         self.store(pass);
         Ok(())
+    }
+
+    /// Binds the source translation POSTROUTING chose for the connection
+    /// this packet starts, and rewrites the packet; call once its way out
+    /// is settled, before `finish`.
+    pub fn finish_nat(
+        &mut self,
+        pass: &mut Pass,
+        l3_offset: usize,
+        frame: &mut [u8],
+    ) -> Result<(), DropReason> {
+        self.bind_pending(pass, l3_offset, frame)
+            .map_err(|r| match r {
+                Refusal::Drop(reason) => reason,
+                Refusal::Reject(_) => DropReason::NatExhausted,
+            })
     }
 
     /// Confirms the connection the packet started if it was let through,
@@ -338,8 +427,136 @@ impl Firewall {
             Outcome::Accept => Ok(()),
             Outcome::Drop => Err(Refusal::Drop(DropReason::Filtered)),
             Outcome::Reject(with) => Err(Refusal::Reject(with)),
-            Outcome::Nat(_) => Err(Refusal::Drop(DropReason::NatUnsupported)),
+            Outcome::Nat(action) => self.choose_nat(pass, hook, action),
         }
+    }
+
+    /// Keeps what a nat rule chose as the translation to bind: DNAT and
+    /// REDIRECT bind in PREROUTING, SNAT and MASQUERADE once the egress is
+    /// known. MASQUERADE takes the switch's address on the egress network,
+    /// REDIRECT the one on the ingress network.
+    fn choose_nat(
+        &mut self,
+        pass: &mut Pass,
+        hook: Hook,
+        action: NatAction,
+    ) -> Result<(), Refusal> {
+        let own = |iface: Option<Iface>| {
+            iface.and_then(|i| self.own.get(usize::from(i.network)).copied())
+        };
+        let range = |r: &NatRange| Translation {
+            kind: Kind::Snat,
+            addr_lo: r.addr_lo,
+            addr_hi: r.addr_hi,
+            ports: r.ports.map(|p| (p.lo, p.hi)),
+            random: r.random,
+            random_fully: r.random_fully,
+            persistent: r.persistent,
+        };
+        let ports = |p: Option<PortRange>| p.map(|p| (p.lo, p.hi));
+        let t = match action {
+            NatAction::Snat(r) => range(&r),
+            NatAction::Dnat(r) => Translation {
+                kind: Kind::Dnat,
+                ..range(&r)
+            },
+            NatAction::Masquerade {
+                ports: p,
+                random,
+                random_fully,
+            } => match own(pass.info.oif) {
+                Some(addr) => Translation::masquerade(addr, ports(p), random, random_fully),
+                None => return Err(Refusal::Drop(DropReason::NatUnsupported)),
+            },
+            NatAction::Redirect { ports: p, random } => match own(pass.info.iif) {
+                Some(addr) => Translation::redirect(addr, ports(p), random),
+                None => return Err(Refusal::Drop(DropReason::NatUnsupported)),
+            },
+        };
+        if hook == Hook::Output {
+            // The switch's own packets are answers; nothing of theirs is
+            // translated by a new binding.
+            return Err(Refusal::Drop(DropReason::NatUnsupported));
+        }
+        pass.pending = Some(t);
+        Ok(())
+    }
+
+    /// Binds a pending translation to the packet's new connection and
+    /// rewrites the packet.
+    fn bind_pending(
+        &mut self,
+        pass: &mut Pass,
+        l3_offset: usize,
+        frame: &mut [u8],
+    ) -> Result<(), Refusal> {
+        let Some(t) = pass.pending.take() else {
+            return Ok(());
+        };
+        let Some((id, _)) = pass.conn.filter(|_| pass.creates) else {
+            return Err(Refusal::Drop(DropReason::NatUnsupported));
+        };
+        let before = self.conns.get(id).map(|e| *e.tuple(Dir::Original));
+        match nat::bind(&mut self.conns, id, &t, &mut self.nat_rng) {
+            Ok(b) => self.note(|| {
+                let kind = match t.kind {
+                    Kind::Snat => "SNAT",
+                    Kind::Dnat => "DNAT",
+                };
+                let was = before.map(|t| flow(&t)).unwrap_or_default();
+                format!("nat: {kind} bound: {was} becomes {}", flow(&b.translated))
+            }),
+            Err(e) => {
+                self.note(|| format!("nat: binding failed: {e}"));
+                return Err(Refusal::Drop(DropReason::NatExhausted));
+            }
+        }
+        self.translate(pass, l3_offset, frame)
+    }
+
+    /// Rewrites a packet of a NATed connection as its binding says, and
+    /// describes it afresh for the rules after.
+    fn translate(
+        &mut self,
+        pass: &mut Pass,
+        l3_offset: usize,
+        frame: &mut [u8],
+    ) -> Result<(), Refusal> {
+        let Some((id, dir)) = pass.conn else {
+            return Ok(());
+        };
+        let Some(e) = self.conns.get(id) else {
+            return Ok(());
+        };
+        if !e.status.contains(Status::SRC_NAT) && !e.status.contains(Status::DST_NAT) {
+            return Ok(());
+        }
+        let tuples = *e.tuples();
+        if let Err(err) = nat::rewrite(frame, l3_offset, &tuples, dir, pass.partial_csum) {
+            self.note(|| format!("nat: rewrite failed: {err}"));
+            return Err(Refusal::Drop(DropReason::Malformed));
+        }
+        let Ok(parsed) = Parsed::parse(frame) else {
+            return Err(Refusal::Drop(DropReason::Malformed));
+        };
+        let ct = pass.info.ct;
+        if let Some(info) = self.describe(
+            &parsed,
+            frame,
+            pass.info.iif,
+            pass.info.oif,
+            pass.info.bridged,
+        ) {
+            pass.info = PacketInfo { ct, ..info };
+        }
+        pass.rewritten = true;
+        self.note(|| {
+            format!(
+                "nat: rewritten to {}",
+                crate::flowspec::describe(&parsed, frame.len())
+            )
+        });
+        Ok(())
     }
 
     /// The nat table sees only the first packet of a connection.
@@ -534,6 +751,16 @@ fn state_name(state: CtState) -> &'static str {
         CtState::Related => "RELATED",
         CtState::Invalid => "INVALID",
         CtState::Untracked => "UNTRACKED",
+    }
+}
+
+/// `10.0.0.2:40000 > 192.0.2.1:80` (ports left out for ICMP).
+fn flow(t: &FlowKey) -> String {
+    match t.protocol {
+        protocol::TCP | protocol::UDP => {
+            format!("{}:{} > {}:{}", t.src, t.src_port, t.dst, t.dst_port)
+        }
+        _ => format!("{} > {}", t.src, t.dst),
     }
 }
 

@@ -25,14 +25,73 @@ use packet::tcp::{TcpFlags, TcpRepr};
 use packet::udp::UdpRepr;
 use packet::{MacAddr, Parsed, VlanId, L3, L4};
 
-use crate::config::Config;
+use crate::config::{Config, Ipv4Net};
 use crate::gateway::Gateway;
+use crate::topology_rules;
 
-/// Builds the frame `spec` describes, as it would arrive on port `from`.
+/// Where a spec's packet comes from: what its default MACs follow.
+struct Ingress<'a> {
+    mac: MacAddr,
+    subnet: Ipv4Net,
+    /// The switch's address there.
+    switch_ip: Ipv4Addr,
+    switch_mac: MacAddr,
+    /// The ports sharing the segment (none for the uplink).
+    network: Option<usize>,
+    config: &'a Config,
+}
+
+impl Ingress<'_> {
+    fn new<'a>(config: &'a Config, from: &str) -> Result<Ingress<'a>, String> {
+        if let (Some(u), topology_rules::UPLINK) = (&config.uplink, from) {
+            return Ok(Ingress {
+                mac: MacAddr([0x02, 0, 0, 0, 0, 1]),
+                subnet: u.subnet,
+                switch_ip: u.ip,
+                switch_mac: u.mac.unwrap_or_else(|| Gateway::mac_for(u.ip)),
+                network: None,
+                config,
+            });
+        }
+        let port = config
+            .port(from)
+            .ok_or_else(|| format!("no port named {from:?}"))?;
+        let net = &config.networks[port.network_index];
+        Ok(Ingress {
+            mac: if port.mac.is_zero() {
+                MacAddr([0x02, 0, 0, 0, 0, 1])
+            } else {
+                port.mac
+            },
+            subnet: net.subnet,
+            switch_ip: net.gateway,
+            switch_mac: Gateway::mac_for(net.gateway),
+            network: Some(port.network_index),
+            config,
+        })
+    }
+
+    /// The MAC a packet to `dst` is addressed to on this segment: a port
+    /// sharing it, a neighbour derived as Docker derives MACs, or the
+    /// switch (routed, or for the switch itself).
+    fn dst_mac(&self, dst: Ipv4Addr) -> MacAddr {
+        let port = self
+            .config
+            .ports
+            .iter()
+            .find(|p| Some(p.network_index) == self.network && p.ip == Some(dst));
+        match port {
+            Some(p) => p.mac,
+            None if self.subnet.contains(dst) && dst != self.switch_ip => MacAddr::from_ipv4(dst),
+            None => self.switch_mac,
+        }
+    }
+}
+
+/// Builds the frame `spec` describes, as it would arrive on port `from`
+/// (or `uplink`).
 pub fn build(spec: &str, config: &Config, from: &str) -> Result<Vec<u8>, String> {
-    let port = config
-        .port(from)
-        .ok_or_else(|| format!("no port named {from:?}"))?;
+    let ingress = Ingress::new(config, from)?;
     let words: Vec<&str> = spec.split_whitespace().collect();
     let (proto, rest) = words.split_first().ok_or("empty packet spec")?;
     if *proto == "hex" {
@@ -70,26 +129,8 @@ pub fn build(spec: &str, config: &Config, from: &str) -> Result<Vec<u8>, String>
             .ok_or_else(|| format!("expected ADDRESS:PORT, got {s:?}"))?;
         Ok((addr(ip)?, parse_num(p, "port")?))
     };
-    let net = &config.networks[port.network_index];
-    let src_mac = o.src_mac.unwrap_or(if port.mac.is_zero() {
-        MacAddr([0x02, 0, 0, 0, 0, 1])
-    } else {
-        port.mac
-    });
-    // Where the frame is addressed on the wire, given its destination IP.
-    let dst_mac_for = |dst: Ipv4Addr| {
-        o.dst_mac.unwrap_or_else(|| {
-            match config
-                .ports
-                .iter()
-                .find(|p| p.network_index == port.network_index && p.ip == Some(dst))
-            {
-                Some(p) => p.mac,
-                None if net.subnet.contains(dst) && dst != net.gateway => MacAddr::from_ipv4(dst),
-                None => Gateway::mac_for(net.gateway),
-            }
-        })
-    };
+    let src_mac = o.src_mac.unwrap_or(ingress.mac);
+    let dst_mac_for = |dst: Ipv4Addr| o.dst_mac.unwrap_or_else(|| ingress.dst_mac(dst));
     let payload = vec![0u8; usize::from(o.len)];
     let frame = match *proto {
         "tcp" => {

@@ -34,12 +34,15 @@ pub enum DropReason {
     ConntrackFull,
     /// Another connection already holds the tuple this one would take.
     ConntrackClash,
-    /// A nat rule chose a translation, which this version does not carry out.
+    /// A nat rule chose a translation the switch cannot carry out: in
+    /// OUTPUT, or MASQUERADE/REDIRECT where it has no address.
     NatUnsupported,
+    /// No free address and port was left for a translation.
+    NatExhausted,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 15] = [
+    pub const ALL: [DropReason; 16] = [
         DropReason::Malformed,
         DropReason::VlanNotAllowed,
         DropReason::BadSourceMac,
@@ -55,6 +58,7 @@ impl DropReason {
         DropReason::ConntrackFull,
         DropReason::ConntrackClash,
         DropReason::NatUnsupported,
+        DropReason::NatExhausted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -74,6 +78,7 @@ impl DropReason {
             DropReason::ConntrackFull => "conntrack_full",
             DropReason::ConntrackClash => "conntrack_clash",
             DropReason::NatUnsupported => "nat_unsupported",
+            DropReason::NatExhausted => "nat_exhausted",
         }
     }
 

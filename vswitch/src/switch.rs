@@ -34,6 +34,7 @@ use crate::reject::{self, Refused, TcpResetFrame};
 use crate::services::{self, Services};
 use crate::stats::DropReason;
 use crate::time::Timestamp;
+use crate::topology_rules;
 
 /// What happened to a frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,9 +54,20 @@ pub struct Network {
     pub members: Vec<PortId>,
 }
 
+/// What the I/O layer knows of a received frame beyond its bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RxInfo {
+    /// The transport checksum holds only the pseudo header's sum (a frame
+    /// from a port with offloads); NAT must patch it as such.
+    pub partial_csum: bool,
+}
+
 pub struct Switch {
     ports: Vec<Port>,
+    /// Configured networks in order, then the uplink's when there is one.
     networks: Vec<Network>,
+    /// The uplink's router, for destinations no network holds.
+    default_gateway: Option<Ipv4Addr>,
     fdb: Fdb,
     neighbours: Neighbours,
     firewall: Firewall,
@@ -103,6 +115,32 @@ impl Switch {
                 }
             })
             .collect::<Vec<_>>();
+        let mut ports = ports;
+        // The uplink is one more port on a network of its own, named
+        // `uplink` both ways, where the switch's address is the uplink's.
+        if let Some(u) = &config.uplink {
+            let network = networks.len() as u16;
+            let mac = u.mac.unwrap_or_else(|| Gateway::mac_for(u.ip));
+            let id = PortId(ports.len() as u16);
+            networks.push(Network {
+                name: topology_rules::UPLINK.to_owned(),
+                subnet: u.subnet,
+                gateway: Gateway {
+                    ip: u.ip,
+                    mac,
+                    domain: Domain { network, vlan: 0 },
+                },
+                members: vec![id],
+            });
+            ports.push(Port {
+                name: topology_rules::UPLINK.to_owned(),
+                network,
+                vlans: VlanMembership::new(0, std::iter::empty()),
+                mac,
+                ip: Some(u.ip),
+                stats: Default::default(),
+            });
+        }
         let mut fdb = Fdb::new(
             config.switch.fdb_max,
             Duration::from_secs(config.switch.fdb_aging_secs),
@@ -119,7 +157,7 @@ impl Switch {
             }
         }
         let mut neighbours = Neighbours::default();
-        for p in &ports {
+        for p in ports.iter().filter(|p| p.name != topology_rules::UPLINK) {
             if let Some(ip) = p.ip.filter(|_| !p.mac.is_zero()) {
                 neighbours.add_permanent(p.network, ip, p.mac);
             }
@@ -127,6 +165,7 @@ impl Switch {
         Ok(Switch {
             ports,
             networks,
+            default_gateway: config.uplink.as_ref().and_then(|u| u.gateway),
             fdb,
             neighbours,
             firewall: Firewall::new(config, rules),
@@ -213,11 +252,23 @@ impl Switch {
         frame: &mut [u8],
         out: &mut Output,
     ) -> Verdict {
+        self.process_rx(now, ingress, frame, out, RxInfo::default())
+    }
+
+    /// `process` for a frame with what the I/O layer knows of it.
+    pub fn process_rx(
+        &mut self,
+        now: Timestamp,
+        ingress: PortId,
+        frame: &mut [u8],
+        out: &mut Output,
+        rx: RxInfo,
+    ) -> Verdict {
         let Some(port) = self.ports.get_mut(ingress.index()) else {
             return Verdict::Dropped(DropReason::NoEgress);
         };
         port.stats.rx(frame.len());
-        let verdict = self.decide(now, ingress, frame, out);
+        let verdict = self.decide(now, ingress, frame, out, rx);
         if let Verdict::Dropped(reason) = verdict {
             self.ports[ingress.index()].stats.drop(reason);
         }
@@ -230,8 +281,9 @@ impl Switch {
         ingress: PortId,
         frame: &mut [u8],
         out: &mut Output,
+        rx: RxInfo,
     ) -> Verdict {
-        let parsed = match Parsed::parse(frame) {
+        let mut parsed = match Parsed::parse(frame) {
             Ok(p) => p,
             Err(e) => {
                 self.firewall.note(|| format!("parse: malformed: {e}"));
@@ -280,26 +332,40 @@ impl Switch {
             port: ingress.0,
             network: domain.network,
         };
-        let mut pass = match self
-            .firewall
-            .prerouting(now, iif, !to_gateway, &parsed, frame)
-        {
-            None => None,
-            Some(Ok(pass)) => Some(pass),
-            Some(Err(refusal)) => {
-                return self.refuse(now, refusal, &gw, ingress, &parsed, frame, out)
-            }
-        };
+        let mut pass =
+            match self
+                .firewall
+                .prerouting(now, iif, !to_gateway, &parsed, frame, rx.partial_csum)
+            {
+                None => None,
+                Some(Ok(pass)) => Some(pass),
+                Some(Err(refusal)) => {
+                    return self.refuse(now, refusal, &gw, ingress, &parsed, frame, out)
+                }
+            };
+        if pass.as_ref().is_some_and(|p| p.rewritten) {
+            parsed = match Parsed::parse(frame) {
+                Ok(p) => p,
+                Err(_) => return Verdict::Dropped(DropReason::Malformed),
+            };
+        }
         let verdict = if to_gateway {
             self.at_gateway(now, &gw, ingress, &parsed, frame, pass.as_mut(), out)
         } else {
             self.bridge(now, domain, ingress, &parsed, frame, pass.as_mut(), out)
         };
-        let Some(pass) = pass else {
+        let Some(mut pass) = pass else {
             return verdict;
         };
-        let accepted = matches!(verdict, Verdict::Forwarded(_) | Verdict::Local);
-        if let Err(reason) = self.firewall.finish(&pass, accepted) {
+        let mut accepted = matches!(verdict, Verdict::Forwarded(_) | Verdict::Local);
+        let nat = match accepted {
+            true => self.firewall.finish_nat(&mut pass, parsed.l3_offset, frame),
+            false => Ok(()),
+        };
+        if nat.is_err() {
+            accepted = false;
+        }
+        if let Err(reason) = self.firewall.finish(&pass, accepted).and(nat) {
             out.clear();
             return Verdict::Dropped(reason);
         }
@@ -504,26 +570,37 @@ impl Switch {
             Ok(ip) if ip.verify_checksum() => {}
             _ => return Verdict::Dropped(DropReason::Malformed),
         }
-        let Some(egress_net) = self.networks.iter().position(|n| n.subnet.contains(dst)) else {
+        let held = self.networks.iter().position(|n| n.subnet.contains(dst));
+        // Anything else goes out of the uplink, to its router.
+        let uplink = self
+            .networks
+            .len()
+            .checked_sub(1)
+            .filter(|_| self.default_gateway.is_some());
+        let Some(egress_net) = held.or(uplink) else {
             self.firewall
-                .note(|| format!("route: no network holds {dst}"));
+                .note(|| format!("route: no network holds {dst} and there is no uplink"));
             return Verdict::Dropped(DropReason::NoRoute);
+        };
+        let hop = match (held, self.default_gateway) {
+            (None, Some(router)) => router,
+            _ => dst,
         };
         if ttl <= 1 {
             self.icmp_error(now, gw, ingress, parsed, frame, msg::TIME_EXCEEDED, 0, out);
             return Verdict::Dropped(DropReason::TtlExceeded);
         }
         let egress_gw = self.networks[egress_net].gateway;
-        let Some(next_hop) = self.neighbours.lookup(egress_gw.domain.network, dst, now) else {
+        let Some(next_hop) = self.neighbours.lookup(egress_gw.domain.network, hop, now) else {
             self.firewall
-                .note(|| format!("route: {dst} not resolved yet; the gateway asks with ARP"));
-            self.arp_request(&egress_gw, dst, out);
+                .note(|| format!("route: {hop} not resolved yet; the gateway asks with ARP"));
+            self.arp_request(&egress_gw, hop, out);
             return Verdict::Dropped(DropReason::NeighbourUnresolved);
         };
         self.firewall.note(|| {
             let net = &self.networks[egress_net].name;
             format!(
-                "route: {dst} via network {net}, next hop {next_hop}, ttl {ttl} -> {}",
+                "route: {dst} via network {net}, next hop {hop} ({next_hop}), ttl {ttl} -> {}",
                 ttl - 1
             )
         });

@@ -166,8 +166,8 @@ pub struct Port {
     pub dhcp: bool,
     /// Given, or derived from `ip` like Docker; `MacAddr::ZERO` when neither.
     pub mac: MacAddr,
-    /// Docker `-p` specs, syntax-checked: `[ip:]hostport[-end]:port[-end][/tcp|udp]`.
-    pub publish: Vec<String>,
+    /// Docker `-p` specs: `[ip:]hostport[-end]:port[-end][/tcp|udp]`.
+    pub publish: Vec<Publish>,
     /// Extra DNS names.
     pub aliases: Vec<String>,
     /// Access VLAN; defaults to the network's.
@@ -223,6 +223,32 @@ pub struct Uplink {
     pub gateway: Option<Ipv4Addr>,
     /// `None`: use the interface's own MAC.
     pub mac: Option<MacAddr>,
+}
+
+/// A published port range: the uplink address (or `host_ip`) and
+/// `host_ports` lead to the port's `ports`, as Docker's `-p`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Publish {
+    pub host_ip: Option<Ipv4Addr>,
+    /// Inclusive, as long as `ports`.
+    pub host_ports: (u16, u16),
+    pub ports: (u16, u16),
+    pub protocol: PublishProtocol,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublishProtocol {
+    Tcp,
+    Udp,
+}
+
+impl PublishProtocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PublishProtocol::Tcp => "tcp",
+            PublishProtocol::Udp => "udp",
+        }
+    }
 }
 
 /// `[[expect]]`: a firewall unit test for `vswitch check`.

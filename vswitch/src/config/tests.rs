@@ -312,7 +312,29 @@ vlan = 11
         a.trunk,
         [VlanId::try_new(20).unwrap(), VlanId::try_new(30).unwrap()]
     );
-    assert_eq!(a.publish.len(), 3);
+    assert_eq!(
+        a.publish,
+        [
+            Publish {
+                host_ip: None,
+                host_ports: (8080, 8080),
+                ports: (80, 80),
+                protocol: PublishProtocol::Tcp
+            },
+            Publish {
+                host_ip: Some(ip("127.0.0.1")),
+                host_ports: (5353, 5353),
+                ports: (53, 53),
+                protocol: PublishProtocol::Udp
+            },
+            Publish {
+                host_ip: None,
+                host_ports: (9000, 9001),
+                ports: (9000, 9001),
+                protocol: PublishProtocol::Tcp
+            },
+        ]
+    );
     assert_eq!(a.aliases, ["alpha", "a.internal"]);
     assert_eq!(a.mtu, 9000);
     assert!(!a.port_security);

@@ -20,8 +20,8 @@ use toml::Spanned;
 use super::error::Errors;
 use super::raw::{self, OneOrMany};
 use super::{
-    Config, ConfigErrors, Driver, Expect, Ipv4Net, IpvlanMode, Network, Port, PortKind,
-    RulesSource, Source, StaticFdb, SwitchConfig, Uplink, Verdict, VXLAN_PORT,
+    Config, ConfigErrors, Driver, Expect, Ipv4Net, IpvlanMode, Network, Port, PortKind, Publish,
+    PublishProtocol, RulesSource, Source, StaticFdb, SwitchConfig, Uplink, Verdict, VXLAN_PORT,
 };
 use crate::ipam::{Ipam, IpamError};
 
@@ -180,7 +180,7 @@ fn unicast_mac(e: &mut Errors, v: &S<String>, what: &str) -> Option<MacAddr> {
 }
 
 /// A `-p` style spec: `[ip:]hostport[-end]:port[-end][/tcp|udp]`, ranges of equal length.
-fn publish_ok(s: &str) -> bool {
+fn publish(s: &str) -> Option<Publish> {
     fn range(s: &str) -> Option<(u16, u16)> {
         let (lo, hi) = s.split_once('-').unwrap_or((s, s));
         let port = |p: &str| -> Option<u16> {
@@ -192,23 +192,25 @@ fn publish_ok(s: &str) -> bool {
         let (lo, hi) = (port(lo)?, port(hi)?);
         (lo <= hi).then_some((lo, hi))
     }
-    let (spec, proto) = match s.rsplit_once('/') {
-        Some((spec, proto)) => (spec, proto),
-        None => (s, "tcp"),
+    let (spec, protocol) = match s.rsplit_once('/') {
+        Some((spec, "tcp")) => (spec, PublishProtocol::Tcp),
+        Some((spec, "udp")) => (spec, PublishProtocol::Udp),
+        Some(_) => return None,
+        None => (s, PublishProtocol::Tcp),
     };
-    if !matches!(proto, "tcp" | "udp") {
-        return false;
-    }
     let parts: Vec<&str> = spec.split(':').collect();
-    let (host, container) = match parts.as_slice() {
-        [h, c] => (*h, *c),
-        [ip, h, c] if ip.parse::<Ipv4Addr>().is_ok() => (*h, *c),
-        _ => return false,
+    let (host_ip, host, container) = match parts.as_slice() {
+        [h, c] => (None, *h, *c),
+        [ip, h, c] => (Some(ip.parse::<Ipv4Addr>().ok()?), *h, *c),
+        _ => return None,
     };
-    match (range(host), range(container)) {
-        (Some((hl, hh)), Some((cl, ch))) => hh - hl == ch - cl,
-        _ => false,
-    }
+    let (host_ports, ports) = (range(host)?, range(container)?);
+    (host_ports.1 - host_ports.0 == ports.1 - ports.0).then_some(Publish {
+        host_ip,
+        host_ports,
+        ports,
+        protocol,
+    })
 }
 
 /// Letters, digits, '-' and '_' in dot-separated labels of 1..=63, 253 at most.
@@ -719,15 +721,17 @@ fn port<'r>(
         None => net.map_or(1500, |n| n.mtu),
     };
 
+    let mut published = Vec::new();
     for v in &p.publish {
-        if !publish_ok(v.get_ref()) {
-            e.at(
+        match publish(v.get_ref()) {
+            Some(p) => published.push(p),
+            None => e.at(
                 span(v),
                 format!(
                     "{ctx}: invalid publish {:?}: expected [ip:]hostport:port[/tcp|udp], like \"8080:80/tcp\"",
                     v.get_ref()
                 ),
-            );
+            ),
         }
     }
     for v in &p.aliases {
@@ -751,7 +755,7 @@ fn port<'r>(
             ip,
             dhcp,
             mac: MacAddr::ZERO,
-            publish: p.publish.iter().map(|v| v.get_ref().clone()).collect(),
+            publish: published,
             aliases: p.aliases.iter().map(|v| v.get_ref().clone()).collect(),
             vlan: access_vlan,
             trunk,

@@ -20,7 +20,7 @@ use packet::vnet::{self, VnetHdr};
 use crate::output::{Output, Payload};
 use crate::port::PortId;
 use crate::stats::IoStats;
-use crate::switch::Switch;
+use crate::switch::{RxInfo, Switch};
 use crate::time::Timestamp;
 
 use super::afpacket::HEADROOM;
@@ -180,7 +180,10 @@ pub fn run(
                 };
                 out.clear();
                 let frame = &mut buf[range];
-                switch.process(now(), PortId(i as u16), frame, &mut out);
+                let rx = RxInfo {
+                    partial_csum: hdr.needs_csum(),
+                };
+                switch.process_rx(now(), PortId(i as u16), frame, &mut out, rx);
                 transmit(devices, &out, frame, &hdr, &mut finisher, &mut stats);
             }
         }

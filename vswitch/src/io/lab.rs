@@ -16,6 +16,8 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use packet::MacAddr;
+
 use crate::config::{Config, Driver, Port, PortKind};
 
 use super::afpacket::PacketSocket;
@@ -75,19 +77,23 @@ impl Lab {
                 }
             }
         }
+        // The uplink is the switch's last port.
+        if let Some(u) = &config.uplink {
+            match open_packet(&u.interface) {
+                Ok(d) => lab.devices.push(d),
+                Err(e) => {
+                    lab.teardown();
+                    return Err(err(format!("uplink: {}", e.0)));
+                }
+            }
+        }
         Ok(lab)
     }
 
     fn add_port(&mut self, config: &Config, port: &Port) -> Result<Device, LabError> {
         match port.kind {
             PortKind::Tap => self.add_tap(config, port).map(Device::Tap),
-            PortKind::Afpacket => {
-                let ifname = port.interface.as_deref().unwrap_or(&port.name);
-                ip(&["link", "set", "dev", ifname, "up"])?;
-                PacketSocket::open(ifname)
-                    .map(Device::Packet)
-                    .map_err(|e| err(format!("cannot open {ifname}: {e}")))
-            }
+            PortKind::Afpacket => open_packet(port.interface.as_deref().unwrap_or(&port.name)),
             PortKind::Vxlan => Err(err("kind = \"vxlan\" ports are not supported yet")),
         }
     }
@@ -198,6 +204,23 @@ fn adopt(state: &Path, name: &str) -> Result<Vec<String>, LabError> {
         );
     }
     Ok(adopted)
+}
+
+/// A host interface's own MAC, from sysfs; `None` if it cannot be read.
+pub fn interface_mac(ifname: &str) -> Option<MacAddr> {
+    fs::read_to_string(Path::new("/sys/class/net").join(ifname).join("address"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Brings a host interface up and opens it with AF_PACKET.
+fn open_packet(ifname: &str) -> Result<Device, LabError> {
+    ip(&["link", "set", "dev", ifname, "up"])?;
+    PacketSocket::open(ifname)
+        .map(Device::Packet)
+        .map_err(|e| err(format!("cannot open {ifname}: {e}")))
 }
 
 /// First line of the resolv.conf files the switch writes, so it only ever

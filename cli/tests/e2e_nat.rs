@@ -1,0 +1,148 @@
+//! Ring 3 for the way out: an uplink on a veth whose far end, in its own
+//! namespace, plays the outside world. Containers reach it masqueraded;
+//! it reaches a published port with its own address preserved; a container
+//! reaches the published port through the uplink address (hairpin).
+//! Skips (and says why) without root or /dev/net/tun.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use vswitch_tests::e2e::{self, Running};
+
+const BIN: &str = env!("CARGO_BIN_EXE_vswitch");
+const NAME: &str = "vse2e-nat";
+const UPLINK: &str = "vse2e-nup";
+const PEER: &str = "vse2e-nlan";
+
+fn topo() -> String {
+    format!(
+        r#"
+[switch]
+name = "{NAME}"
+
+[[network]]
+name = "front"
+subnet = "10.68.0.0/24"
+
+[[port]]
+name = "web"
+network = "front"
+netns = "{NAME}-web"
+ip = "10.68.0.2"
+publish = ["8080:80/tcp"]
+
+[[port]]
+name = "db"
+network = "front"
+netns = "{NAME}-db"
+ip = "10.68.0.3"
+
+[uplink]
+kind = "afpacket"
+interface = "{UPLINK}"
+ip = "192.0.2.10/24"
+gateway = "192.0.2.1"
+"#
+    )
+}
+
+fn sh(args: &[&str]) {
+    let ok = Command::new(args[0])
+        .args(&args[1..])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(ok, "{args:?} failed");
+}
+
+/// Accepts one connection on `addr` inside `ns` and answers with the
+/// address it came from.
+fn peer_server(ns: &str, addr: &'static str) -> std::thread::JoinHandle<()> {
+    e2e::in_netns(ns, move || {
+        let l = TcpListener::bind(addr).expect("bind");
+        let (mut s, peer) = l.accept().expect("accept");
+        s.write_all(peer.ip().to_string().as_bytes())
+            .expect("answer");
+    })
+}
+
+/// Connects from `ns` to `to` and returns what the server said.
+fn ask(ns: &str, to: &'static str) -> String {
+    e2e::in_netns(ns, move || {
+        let addr: SocketAddr = to.parse().expect("address");
+        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+            .unwrap_or_else(|e| panic!("connect {to}: {e}"));
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).expect("read");
+        answer
+    })
+    .join()
+    .expect("client")
+}
+
+#[test]
+fn masquerade_publish_and_hairpin() {
+    if e2e::skip("masquerade_publish_and_hairpin") {
+        return;
+    }
+    let _g = e2e::serial();
+    let (web, db, lan) = (
+        format!("{NAME}-web"),
+        format!("{NAME}-db"),
+        format!("{NAME}-lan"),
+    );
+    e2e::remove_netns(&[&web, &db, &lan]);
+    let _ = Command::new("ip").args(["link", "del", UPLINK]).status();
+    sh(&["ip", "netns", "add", &lan]);
+    sh(&[
+        "ip", "link", "add", UPLINK, "type", "veth", "peer", "name", PEER,
+    ]);
+    sh(&["ip", "link", "set", PEER, "netns", &lan]);
+    sh(&["ip", "-n", &lan, "addr", "add", "192.0.2.1/24", "dev", PEER]);
+    sh(&["ip", "-n", &lan, "link", "set", PEER, "up"]);
+    let sw = Running::start(Path::new(BIN), NAME, &topo());
+
+    // Out: the outside sees the uplink address.
+    let server = peer_server(&lan, "192.0.2.1:9000");
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(ask(&web, "192.0.2.1:9000"), "192.0.2.10");
+    server.join().expect("server");
+    assert!(e2e::ping(&web, "192.0.2.1", &[]), "ping out");
+
+    // In: the published port, the client's address preserved.
+    let server = peer_server(&web, "0.0.0.0:80");
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(ask(&lan, "192.0.2.10:8080"), "192.0.2.1");
+    server.join().expect("server");
+
+    // Hairpin: db through the uplink address reaches web.
+    let server = peer_server(&web, "0.0.0.0:80");
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(ask(&db, "192.0.2.10:8080"), "10.68.0.3");
+    server.join().expect("server");
+
+    // The rules that did it are there to see, with their counters.
+    let out = Command::new(BIN)
+        .args(["rules", "--name", NAME, "-t", "nat", "-S", "-c"])
+        .output()
+        .expect("rules");
+    let nat = String::from_utf8_lossy(&out.stdout);
+    let masq = nat
+        .lines()
+        .find(|l| l.ends_with("-A POSTROUTING -s 10.68.0.0/24 -o uplink -j MASQUERADE"))
+        .unwrap_or_else(|| panic!("no MASQUERADE rule in\n{nat}"));
+    assert!(!masq.starts_with("[0:0]"), "{masq}");
+    assert!(
+        nat.contains("-A VSWITCH -p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.68.0.2:80"),
+        "{nat}"
+    );
+
+    assert!(sw.stop().success());
+    // The uplink interface is the user's: it stays.
+    assert!(e2e::host_links().contains(&UPLINK.to_owned()));
+    let _ = Command::new("ip").args(["link", "del", UPLINK]).status();
+    e2e::remove_netns(&[&lan]);
+}
