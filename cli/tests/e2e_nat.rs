@@ -4,8 +4,9 @@
 //! reaches the published port through the uplink address (hairpin).
 //! Skips (and says why) without root or /dev/net/tun.
 
+use std::io::ErrorKind;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -32,7 +33,7 @@ name = "web"
 network = "front"
 netns = "{NAME}-web"
 ip = "10.68.0.2"
-publish = ["8080:80/tcp"]
+publish = ["8080:80/tcp", "5353:53/udp"]
 
 [[port]]
 name = "db"
@@ -123,6 +124,92 @@ fn masquerade_publish_and_hairpin() {
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(ask(&db, "192.0.2.10:8080"), "10.68.0.3");
     server.join().expect("server");
+
+    // UDP published: the answer comes back from the uplink address.
+    let server = e2e::in_netns(&web, || {
+        let s = UdpSocket::bind("0.0.0.0:53").expect("bind 53");
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let mut buf = [0u8; 64];
+        let (_, peer) = s.recv_from(&mut buf).expect("datagram");
+        s.send_to(peer.ip().to_string().as_bytes(), peer)
+            .expect("answer");
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let answer = e2e::in_netns(&lan, || {
+        let s = UdpSocket::bind("192.0.2.1:0").expect("bind");
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        s.connect("192.0.2.10:5353").expect("connect");
+        s.send(b"who").expect("send");
+        let mut buf = [0u8; 64];
+        let n = s.recv(&mut buf).expect("answer");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    })
+    .join()
+    .expect("udp client");
+    assert_eq!(answer, "192.0.2.1");
+    server.join().expect("udp server");
+
+    // A datagram to a closed outside port: the ICMP error is translated
+    // back and reaches the container's socket as ECONNREFUSED.
+    let refused = e2e::in_netns(&web, || {
+        let s = UdpSocket::bind("0.0.0.0:0").expect("bind");
+        s.set_read_timeout(Some(Duration::from_secs(3)))
+            .expect("timeout");
+        s.connect("192.0.2.1:9999").expect("connect");
+        s.send(b"x").expect("send");
+        s.recv(&mut [0u8; 8]).map_err(|e| e.kind())
+    })
+    .join()
+    .expect("udp");
+    assert_eq!(refused, Err(ErrorKind::ConnectionRefused));
+
+    // A port nobody published is not forwarded.
+    let shut = e2e::in_netns(&lan, || {
+        let addr: SocketAddr = "192.0.2.10:8081".parse().expect("address");
+        TcpStream::connect_timeout(&addr, Duration::from_secs(1)).map(drop)
+    })
+    .join()
+    .expect("client");
+    assert!(shut.is_err(), "8081 was reachable");
+
+    // Fifty outbound connections at once, each masqueraded and answered.
+    const N: usize = 50;
+    let server = e2e::in_netns(&lan, || {
+        let l = TcpListener::bind("192.0.2.1:9001").expect("bind");
+        let mut conns = Vec::new();
+        for _ in 0..N {
+            let (mut s, _) = l.accept().expect("accept");
+            let mut id = [0u8; 1];
+            s.read_exact(&mut id).expect("id");
+            s.write_all(&id).expect("echo");
+            conns.push(s);
+        }
+        conns.len()
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let echoed = e2e::in_netns(&web, || {
+        let addr: SocketAddr = "192.0.2.1:9001".parse().expect("address");
+        let mut open = Vec::new();
+        for i in 0..N {
+            let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+                .unwrap_or_else(|e| panic!("connection {i}: {e}"));
+            s.write_all(&[i as u8]).expect("send id");
+            open.push(s);
+        }
+        let mut answered = 0;
+        for (i, s) in open.iter_mut().enumerate() {
+            let mut id = [0u8; 1];
+            if s.read_exact(&mut id).is_ok() && usize::from(id[0]) == i {
+                answered += 1;
+            }
+        }
+        answered
+    })
+    .join()
+    .expect("clients");
+    assert_eq!((echoed, server.join().expect("server")), (N, N));
 
     // The rules that did it are there to see, with their counters.
     let out = Command::new(BIN)
