@@ -3,6 +3,7 @@
 
 mod check;
 mod remote;
+mod replay;
 mod run;
 mod trace;
 
@@ -52,6 +53,25 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Push every frame of a pcap or pcapng capture through the pipeline
+    /// offline and write what leaves each port to `DIR/<port>.pcap`.
+    Replay {
+        /// The topology file.
+        #[arg(long, short = 'c')]
+        config: PathBuf,
+        /// The port frames come in by, unless their source MAC is another
+        /// port's configured MAC.
+        #[arg(long = "in")]
+        port: String,
+        /// The capture to replay.
+        capture: PathBuf,
+        /// The directory for the per-port pcaps (created).
+        #[arg(short = 'w')]
+        dir: PathBuf,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// The running switch's MAC table, `bridge fdb show` style.
     Fdb(remote::Target),
     /// The running switch's per-port packet, byte and drop counters.
@@ -79,6 +99,13 @@ fn main() -> ExitCode {
             packet,
             json,
         } => trace::trace(&config, &port, &packet, json),
+        Command::Replay {
+            config,
+            port,
+            capture,
+            dir,
+            json,
+        } => replay::replay(&config, &port, &capture, &dir, json),
         Command::Fdb(t) => remote::ask(&t, "fdb"),
         Command::Stats(t) => remote::ask(&t, "stats"),
         Command::Rules(r) => remote::ask(&r.target, &r.request()),

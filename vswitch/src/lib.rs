@@ -3,6 +3,7 @@
 //! `Switch` is the sans-IO pipeline; `io` moves frames between devices and
 //! it; `config` turns topo.toml into the validated configuration both use.
 
+pub mod capture;
 pub mod config;
 pub mod control;
 pub mod dhcp;
@@ -20,6 +21,7 @@ pub mod output;
 pub mod pcap;
 pub mod port;
 pub mod reject;
+pub mod replay;
 pub mod services;
 pub mod stats;
 pub mod switch;
