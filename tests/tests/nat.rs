@@ -237,3 +237,80 @@ fn a_published_port_is_traced_through_dnat_and_forward() {
     ];
     assert!(order.windows(2).all(|w| w[0] < w[1]), "{steps:#?}");
 }
+
+#[test]
+fn icc_off_and_internal_networks_keep_to_themselves() {
+    let topo = r#"
+[[network]]
+name = "quiet"
+subnet = "10.30.0.0/24"
+icc = false
+
+[[network]]
+name = "vault"
+subnet = "10.40.0.0/24"
+internal = true
+
+[[port]]
+name = "q1"
+network = "quiet"
+ip = "10.30.0.2"
+
+[[port]]
+name = "q2"
+network = "quiet"
+ip = "10.30.0.3"
+
+[[port]]
+name = "v1"
+network = "vault"
+ip = "10.40.0.2"
+
+[[port]]
+name = "v2"
+network = "vault"
+ip = "10.40.0.3"
+
+[uplink]
+kind = "afpacket"
+interface = "veth-up"
+ip = "192.0.2.10/24"
+gateway = "192.0.2.1"
+mac = "02:00:00:00:0a:0a"
+"#;
+    let mut h = Harness::new("nat_icc_internal", topo);
+    h.switch.learn_configured(h.now);
+    h.send("uplink", &arp_reply((ROUTER, "192.0.2.1")));
+    let ep = |s: &str, port| (MacAddr::from_ipv4(ip(s)), ip(s), port);
+    // icc = false: the two endpoints of "quiet" may not talk...
+    let s = h.send(
+        "q1",
+        &tcp(ep("10.30.0.2", 1), ep("10.30.0.3", 2), Seg::syn(1), b""),
+    );
+    assert_eq!(s.verdict, Verdict::Dropped(DropReason::Filtered));
+    // ...but may leave by the uplink, masqueraded.
+    let out = tcp(
+        ep("10.30.0.2", 1),
+        (MacAddr::from_ipv4(ip("10.30.0.1")), ip("198.51.100.7"), 2),
+        Seg::syn(1),
+        b"",
+    );
+    let s = h.send("q1", &out);
+    assert_eq!(s.ports(), ["uplink"]);
+    assert_eq!(tcp_of(&s.frames[0].1).0, ip("192.0.2.10"));
+    // internal: endpoints talk to each other, never to the uplink.
+    let s = h.send(
+        "v1",
+        &tcp(ep("10.40.0.2", 1), ep("10.40.0.3", 2), Seg::syn(1), b""),
+    );
+    assert_eq!(s.verdict, Verdict::Forwarded(1));
+    let out = tcp(
+        ep("10.40.0.2", 1),
+        (MacAddr::from_ipv4(ip("10.40.0.1")), ip("198.51.100.7"), 2),
+        Seg::syn(1),
+        b"",
+    );
+    let s = h.send("v1", &out);
+    assert_eq!(s.verdict, Verdict::Dropped(DropReason::Filtered));
+    assert!(s.frames.is_empty());
+}

@@ -177,3 +177,57 @@ fn ports((lo, hi): (u16, u16)) -> String {
         format!("{lo}:{hi}")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config;
+
+    #[test]
+    fn publish_forms_become_one_dnat_per_port() {
+        let topo = r#"
+[[network]]
+name = "front"
+subnet = "10.10.0.0/24"
+
+[[port]]
+name = "web"
+network = "front"
+ip = "10.10.0.2"
+publish = ["127.0.0.1:5353:53/udp", "9000-9001:7000-7001"]
+
+[uplink]
+kind = "afpacket"
+interface = "veth-up"
+ip = "192.0.2.10/24"
+gateway = "192.0.2.1"
+"#;
+        let c = config::parse(topo, Path::new("t.toml")).expect("topology");
+        let text = super::text(&c);
+        let nat: Vec<&str> = text
+            .split("*nat\n")
+            .nth(1)
+            .expect("a nat table")
+            .lines()
+            .filter(|l| l.starts_with("-A"))
+            .collect();
+        assert_eq!(
+            nat,
+            [
+                "-A PREROUTING -m addrtype --dst-type LOCAL -j VSWITCH",
+                "-A POSTROUTING -s 10.10.0.0/24 -o uplink -j MASQUERADE",
+                "-A POSTROUTING -s 10.10.0.2/32 -d 10.10.0.2/32 -p udp -m udp --dport 53 -j MASQUERADE",
+                "-A POSTROUTING -s 10.10.0.2/32 -d 10.10.0.2/32 -p tcp -m tcp --dport 7000:7001 -j MASQUERADE",
+                "-A VSWITCH -d 127.0.0.1/32 -p udp -m udp --dport 5353 -j DNAT --to-destination 10.10.0.2:53",
+                "-A VSWITCH -p tcp -m tcp --dport 9000 -j DNAT --to-destination 10.10.0.2:7000",
+                "-A VSWITCH -p tcp -m tcp --dport 9001 -j DNAT --to-destination 10.10.0.2:7001",
+            ]
+        );
+        assert!(text.contains(
+            "-A VSWITCH -d 10.10.0.2/32 ! -i front -o front -p tcp -m tcp --dport 7000:7001 -j ACCEPT\n"
+        ));
+        // The text loads: every chain named, every option known.
+        assert!(crate::firewall::load_rules(&c).is_ok());
+    }
+}
