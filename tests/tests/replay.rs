@@ -1,13 +1,16 @@
 //! Replay in memory: a captured conversation through one switch, frames
 //! out per port read back from the pcaps written, and the summary.
 
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
+
+use packet::{MacAddr, Parsed, L3, L4};
 
 use vswitch::capture::CaptureReader;
 use vswitch::replay::{self, Replay, Summary};
 use vswitch::{config, DropReason, Switch, Timestamp, Verdict};
 use vswitch_tests::captures::{conversation, db, web, START_NS, TOPO};
-use vswitch_tests::frames::{tcp, Seg};
+use vswitch_tests::frames::{arp_request, mac, tcp, Seg};
 
 fn switch() -> Switch {
     let cfg = config::parse(TOPO, Path::new("topo.toml")).expect("topology");
@@ -130,4 +133,92 @@ fn tables_age_with_capture_time() {
     assert_eq!(replay.switch().firewall().conntrack().len(), 0);
     let syn_ack = tcp(db(5432), web(40000), Seg::syn_ack(5000, 1001), &[]);
     assert_eq!(send(&mut replay, at(122), syn_ack), filtered);
+}
+
+/// NAT state carries across frames too: a client on the uplink's LAN
+/// reaches web's published port, web's answer (in by web, from its MAC)
+/// leaves translated back, and the client's ACK finds the binding.
+#[test]
+fn a_published_port_conversation_replays_through_dnat() {
+    let topo = r#"
+[[network]]
+name = "front"
+subnet = "10.10.0.0/24"
+
+[[port]]
+name = "web"
+network = "front"
+ip = "10.10.0.2"
+publish = ["8080:80/tcp"]
+
+[uplink]
+kind = "afpacket"
+interface = "veth-up"
+ip = "192.0.2.10/24"
+gateway = "192.0.2.1"
+mac = "02:00:00:00:0a:0a"
+"#;
+    let cfg = config::parse(topo, Path::new("topo.toml")).expect("topology");
+    let sw = Switch::new(&cfg).expect("rules");
+    let uplink = sw.port_id("uplink").expect("uplink port");
+    let mut replay = Replay::new(sw, uplink);
+    let lan = |port| (mac("02:00:00:00:00:50"), ip("192.0.2.50"), port);
+    let up = |port| (mac("02:00:00:00:0a:0a"), ip("192.0.2.10"), port);
+    let gw = MacAddr::from_ipv4(ip("10.10.0.1"));
+    let frames = [
+        arp_request(mac("02:00:00:00:00:50"), ip("192.0.2.50"), ip("192.0.2.10")),
+        tcp(lan(5555), up(8080), Seg::syn(1), b""),
+        tcp(
+            web(80),
+            (gw, ip("192.0.2.50"), 5555),
+            Seg::syn_ack(9, 2),
+            b"",
+        ),
+        tcp(lan(5555), up(8080), Seg::ack(2, 10), b""),
+    ];
+    let mut sent = Vec::new();
+    for (i, f) in frames.iter().enumerate() {
+        let at = Timestamp::from_nanos(START_NS + i as u64 * 1_000_000);
+        let v = replay
+            .frame(at, f, |port, parts| {
+                let frame = parts.concat();
+                let p = Parsed::parse(&frame).expect("emitted frame parses");
+                let tuple = match (p.l3, p.l4) {
+                    (
+                        L3::Ipv4 { src, dst, .. },
+                        L4::Tcp {
+                            src_port, dst_port, ..
+                        },
+                    ) => Some((src, src_port, dst, dst_port)),
+                    _ => None,
+                };
+                sent.push((port, tuple));
+                Ok::<(), ()>(())
+            })
+            .unwrap();
+        assert_ne!(v, Verdict::Dropped(DropReason::Filtered), "frame {i}");
+    }
+    let web_port = replay.switch().port_id("web").unwrap();
+    assert_eq!(
+        sent,
+        [
+            (uplink, None),
+            (
+                web_port,
+                Some((ip("192.0.2.50"), 5555, ip("10.10.0.2"), 80))
+            ),
+            (
+                uplink,
+                Some((ip("192.0.2.10"), 8080, ip("192.0.2.50"), 5555))
+            ),
+            (
+                web_port,
+                Some((ip("192.0.2.50"), 5555, ip("10.10.0.2"), 80))
+            ),
+        ]
+    );
+}
+
+fn ip(s: &str) -> Ipv4Addr {
+    s.parse().unwrap()
 }
