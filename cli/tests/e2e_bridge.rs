@@ -1,10 +1,7 @@
 //! Ring 3: `vswitch run` with real Linux network stacks in namespaces as the
 //! containers. Skips (and says why) without root or /dev/net/tun.
 
-use std::collections::hash_map::DefaultHasher;
-use std::hash::Hasher;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::UdpSocket;
 use std::path::Path;
 use std::time::Duration;
 
@@ -122,46 +119,13 @@ fn tcp_transfer_arrives_intact() {
     }
     let _g = e2e::serial();
     let sw = start("vse2e-tcp");
-    const LEN: usize = 20 * 1024 * 1024;
-    let server = e2e::in_netns("vse2e-tcp-db", || {
-        let l = TcpListener::bind("10.61.0.3:5001").expect("bind");
-        let (mut s, _) = l.accept().expect("accept");
-        let mut h = DefaultHasher::new();
-        let mut buf = vec![0u8; 1 << 16];
-        let mut total = 0;
-        loop {
-            let n = s.read(&mut buf).expect("read");
-            if n == 0 {
-                break;
-            }
-            h.write(&buf[..n]);
-            total += n;
-        }
-        (total, h.finish())
-    });
-    std::thread::sleep(Duration::from_millis(200));
-    let client = e2e::in_netns("vse2e-tcp-web", || {
-        let addr: SocketAddr = "10.61.0.3:5001".parse().unwrap();
-        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
-        let mut h = DefaultHasher::new();
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut chunk = vec![0u8; 1 << 16];
-        for _ in 0..LEN / chunk.len() {
-            for b in chunk.iter_mut() {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                *b = x as u8;
-            }
-            s.write_all(&chunk).expect("write");
-            h.write(&chunk);
-        }
-        h.finish()
-    });
-    let sent = client.join().expect("client");
-    let (received, got) = server.join().expect("server");
-    assert_eq!(received, LEN);
-    assert_eq!(got, sent, "bytes differ");
+    e2e::transfer(
+        "vse2e-tcp-web",
+        "vse2e-tcp-db",
+        "10.61.0.3",
+        5001,
+        20 * 1024 * 1024,
+    );
     assert!(sw.stop().success());
 }
 

@@ -3,13 +3,8 @@
 //! to and from a veth peer behind an AF_PACKET port, and through a VLAN
 //! trunk where the tag push and pop move the checksum offset.
 
-use std::collections::hash_map::DefaultHasher;
-use std::hash::Hasher;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
 use vswitch_tests::e2e::{self, Running};
 
@@ -135,53 +130,6 @@ fn offload_on(ns: &str, feature: &str) -> bool {
         .any(|l| l.trim_start().starts_with(&format!("{feature}: on")))
 }
 
-/// Sends LEN pseudo-random bytes from namespace `from` to `to_ip` in
-/// namespace `to` over TCP, in 64 KB writes that TSO sends as super-frames;
-/// asserts they all arrive unchanged.
-fn transfer(from: &str, to: &str, to_ip: &str, port: u16) {
-    let addr: SocketAddr = format!("{to_ip}:{port}").parse().expect("address");
-    let server = e2e::in_netns(to, move || {
-        let l = TcpListener::bind(addr).expect("bind");
-        let (mut s, _) = l.accept().expect("accept");
-        s.set_read_timeout(Some(Duration::from_secs(10)))
-            .expect("timeout");
-        let mut h = DefaultHasher::new();
-        let mut buf = vec![0u8; 1 << 16];
-        let mut total = 0;
-        loop {
-            let n = s.read(&mut buf).expect("read");
-            if n == 0 {
-                break;
-            }
-            h.write(&buf[..n]);
-            total += n;
-        }
-        (total, h.finish())
-    });
-    std::thread::sleep(Duration::from_millis(200));
-    let client = e2e::in_netns(from, move || {
-        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
-        let mut h = DefaultHasher::new();
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15 ^ u64::from(port);
-        let mut chunk = vec![0u8; 1 << 16];
-        for _ in 0..LEN / chunk.len() {
-            for b in chunk.iter_mut() {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                *b = x as u8;
-            }
-            s.write_all(&chunk).expect("write");
-            h.write(&chunk);
-        }
-        h.finish()
-    });
-    let sent = client.join().expect("client");
-    let (received, got) = server.join().expect("server");
-    assert_eq!(received, LEN, "{from} -> {to}");
-    assert_eq!(got, sent, "{from} -> {to}: bytes differ");
-}
-
 #[test]
 fn tso_super_frames_cross_between_taps_and_to_a_veth_peer() {
     if e2e::skip("tso_super_frames_cross_between_taps_and_to_a_veth_peer") {
@@ -201,12 +149,12 @@ fn tso_super_frames_cross_between_taps_and_to_a_veth_peer() {
         );
         assert!(offload_on(ns, "tx-checksumming"), "tx csum off in {ns}");
     }
-    transfer(&web, &db, "10.63.0.3", 5101);
-    transfer(&db, &web, "10.63.0.2", 5102);
+    e2e::transfer(&web, &db, "10.63.0.3", 5101, LEN);
+    e2e::transfer(&db, &web, "10.63.0.2", 5102, LEN);
     // Through AF_PACKET both ways: the veth peer sends super-frames too.
     assert!(offload_on(lan_ns, "tcp-segmentation-offload"));
-    transfer(&web, lan_ns, "10.63.0.9", 5103);
-    transfer(lan_ns, &db, "10.63.0.3", 5104);
+    e2e::transfer(&web, lan_ns, "10.63.0.9", 5103, LEN);
+    e2e::transfer(lan_ns, &db, "10.63.0.3", 5104, LEN);
     let (rx, tx) = mean_frame(name, 2);
     assert!(
         rx > 1514 && tx > 1514,
@@ -249,8 +197,8 @@ fn tso_super_frames_keep_their_checksums_through_vlan_push_and_pop() {
         e2e::ping(&web, "10.63.0.3", &[]),
         "web -> db over the trunk"
     );
-    transfer(&web, &db, "10.63.0.3", 5105);
-    transfer(&db, &web, "10.63.0.2", 5106);
+    e2e::transfer(&web, &db, "10.63.0.3", 5105, LEN);
+    e2e::transfer(&db, &web, "10.63.0.2", 5106, LEN);
     let (rx, tx) = mean_frame(a, 1);
     assert!(
         rx > 1518 && tx > 1518,

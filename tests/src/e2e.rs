@@ -2,7 +2,10 @@
 //! stacks in namespaces. Tests call `e2e::skip()` first: without root,
 //! /dev/net/tun or iproute2 they print why and pass without running.
 
-use std::io::{BufRead, BufReader};
+use std::collections::hash_map::DefaultHasher;
+use std::hash::Hasher;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::{Mutex, MutexGuard};
@@ -196,4 +199,51 @@ pub fn remove_netns(names: &[&str]) {
     for n in names {
         let _ = Command::new("ip").args(["netns", "del", n]).status();
     }
+}
+
+/// Sends `len` pseudo-random bytes from namespace `from` to `to_ip` in
+/// namespace `to` over TCP, in 64 KB writes that TSO sends as super-frames;
+/// asserts they all arrive unchanged.
+pub fn transfer(from: &str, to: &str, to_ip: &str, port: u16, len: usize) {
+    let addr: SocketAddr = format!("{to_ip}:{port}").parse().expect("address");
+    let server = in_netns(to, move || {
+        let l = TcpListener::bind(addr).expect("bind");
+        let (mut s, _) = l.accept().expect("accept");
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let mut h = DefaultHasher::new();
+        let mut buf = vec![0u8; 1 << 16];
+        let mut total = 0;
+        loop {
+            let n = s.read(&mut buf).expect("read");
+            if n == 0 {
+                break;
+            }
+            h.write(&buf[..n]);
+            total += n;
+        }
+        (total, h.finish())
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let client = in_netns(from, move || {
+        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+        let mut h = DefaultHasher::new();
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15 ^ u64::from(port);
+        let mut chunk = vec![0u8; 1 << 16];
+        for _ in 0..len / chunk.len() {
+            for b in chunk.iter_mut() {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                *b = x as u8;
+            }
+            s.write_all(&chunk).expect("write");
+            h.write(&chunk);
+        }
+        h.finish()
+    });
+    let sent = client.join().expect("client");
+    let (received, got) = server.join().expect("server");
+    assert_eq!(received, len, "{from} -> {to}");
+    assert_eq!(got, sent, "{from} -> {to}: bytes differ");
 }
