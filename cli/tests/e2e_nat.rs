@@ -46,6 +46,7 @@ kind = "afpacket"
 interface = "{UPLINK}"
 ip = "192.0.2.10/24"
 gateway = "192.0.2.1"
+dns = "192.0.2.1"
 "#
     )
 }
@@ -84,6 +85,42 @@ fn ask(ns: &str, to: &'static str) -> String {
     .expect("client")
 }
 
+/// A query from `web` for a name no network holds reaches the resolver in
+/// `lan` and its answer comes back.
+fn dns_is_forwarded(web: &str, lan: &str) {
+    let resolver = e2e::in_netns(lan, || {
+        let s = UdpSocket::bind("192.0.2.1:53").expect("bind 53");
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let mut buf = [0u8; 512];
+        let (n, from) = s.recv_from(&mut buf).expect("query");
+        let mut answer = buf[..n].to_vec();
+        answer[2] |= 0x80;
+        answer[3] = 0x80;
+        answer[7] = 1;
+        // An OPT record dig adds would follow the question: drop it.
+        answer[11] = 0;
+        let question_end = 12 + answer[12..].iter().position(|&b| b == 0).expect("name") + 5;
+        answer.truncate(question_end);
+        answer.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 203, 0, 113, 7]);
+        s.send_to(&answer, from).expect("answer");
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let out = e2e::exec(
+        web,
+        &[
+            "dig",
+            "+short",
+            "+time=3",
+            "+tries=1",
+            "@10.68.0.1",
+            "example.com",
+        ],
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "203.0.113.7");
+    resolver.join().expect("resolver");
+}
+
 #[test]
 fn masquerade_publish_and_hairpin() {
     if e2e::skip("masquerade_publish_and_hairpin") {
@@ -112,6 +149,14 @@ fn masquerade_publish_and_hairpin() {
     assert_eq!(ask(&web, "192.0.2.1:9000"), "192.0.2.10");
     server.join().expect("server");
     assert!(e2e::ping(&web, "192.0.2.1", &[]), "ping out");
+
+    // Names not the network's are asked of the uplink's resolver: here a
+    // stand-in that answers every A question with 203.0.113.7.
+    if Command::new("dig").arg("-v").output().is_err() {
+        eprintln!("skipping the DNS forwarding check: dig is not installed");
+    } else {
+        dns_is_forwarded(&web, &lan);
+    }
 
     // In: the published port, the client's address preserved.
     let server = peer_server(&web, "0.0.0.0:80");

@@ -181,3 +181,71 @@ fn other_udp_ports_at_the_gateway_are_closed() {
     let icmp = Icmpv4Packet::new_checked(ipv4.payload()).unwrap();
     assert_eq!((icmp.msg_type(), icmp.code()), (msg::DST_UNREACHABLE, 3));
 }
+
+#[test]
+fn names_not_ours_go_to_the_uplinks_resolver_and_back() {
+    let topo = format!(
+        "{TOPO}\n[uplink]\nkind = \"afpacket\"\ninterface = \"veth-up\"\nip = \"192.0.2.10/24\"\n\
+         gateway = \"192.0.2.1\"\nmac = \"02:00:00:00:0a:0a\"\ndns = \"198.51.100.53\"\n"
+    );
+    let mut h = Harness::new("svc_dns_forward", &topo);
+    let (up, router) = (mac("02:00:00:00:0a:0a"), mac("02:00:00:00:00:01"));
+    // The router has made itself known on the uplink.
+    let mut a = [0u8; 28];
+    packet::arp::ArpRepr {
+        op: packet::arp::ArpOp::Reply,
+        sender_mac: router,
+        sender_ip: ip("192.0.2.1"),
+        target_mac: up,
+        target_ip: ip("192.0.2.10"),
+    }
+    .emit(&mut a);
+    h.send(
+        "uplink",
+        &vswitch_tests::frames::ether(up, router, 0x0806, &a),
+    );
+
+    let q = query("example.com", 1);
+    let s = h.send("web", &q);
+    assert_eq!(s.verdict, Verdict::Local);
+    assert_eq!(s.ports(), ["uplink"]);
+    assert_eq!(Parsed::parse(&s.frames[0].1).unwrap().dst, router);
+    let (src, dst, sport, dport, sent) = udp_payload(&s.frames[0].1);
+    assert_eq!(
+        (src, dst, sport, dport),
+        (ip("192.0.2.10"), ip("198.51.100.53"), 53053, 53)
+    );
+    let asked = &q[42..];
+    assert_eq!(&sent[2..], &asked[2..], "the question goes on as asked");
+    let ours = [sent[0], sent[1]];
+
+    // The resolver answers (flags QR|RD|RA, one A record, 93.184.216.34).
+    let mut answer = sent.clone();
+    answer[2] = 0x81;
+    answer[3] = 0x80;
+    answer[7] = 1;
+    answer.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 93, 184, 216, 34]);
+    let back = udp(
+        (router, ip("198.51.100.53"), 53),
+        (up, ip("192.0.2.10"), 53053),
+        &answer,
+    );
+    let s = h.send("uplink", &back);
+    assert_eq!(s.verdict, Verdict::Local);
+    assert_eq!(s.ports(), ["web"]);
+    let (src, dst, sport, dport, got) = udp_payload(&s.frames[0].1);
+    assert_eq!(
+        (src, dst, sport, dport),
+        (ip("10.10.0.1"), ip("10.10.0.2"), 53, 41000)
+    );
+    assert_eq!(&got[..2], &[0xab, 0xcd], "the asker's identifier is back");
+    assert_eq!(&got[2..], &answer[2..]);
+    // The same answer again is not awaited any more.
+    let again = udp(
+        (router, ip("198.51.100.53"), 53),
+        (up, ip("192.0.2.10"), 53053),
+        &answer,
+    );
+    assert!(h.send("uplink", &again).frames.is_empty());
+    assert_ne!(ours, [0xab, 0xcd]);
+}

@@ -2,22 +2,68 @@
 //! port 53, as Docker's embedded DNS answers at 127.0.0.11. The pipeline
 //! hands over UDP payloads addressed to the gateway; what comes back it
 //! wraps in UDP, IPv4 and Ethernet and sends through OUTPUT.
+//!
+//! Names that are not the network's go to the uplink's resolvers (`[uplink]
+//! dns`): the query leaves from the uplink address with an identifier of our
+//! own, and the answer is matched back to the asker by it.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::time::Duration;
 
 use packet::MacAddr;
 
 use crate::config::{Config, Driver};
 use crate::dhcp::{self, DhcpServer, ServerConfig};
 use crate::dns::{Answer, DnsServer, Transport};
+use crate::port::PortId;
 use crate::time::Timestamp;
 
 pub const DHCP_SERVER_PORT: u16 = 67;
 pub const DHCP_CLIENT_PORT: u16 = 68;
 pub const DNS_PORT: u16 = 53;
+/// The uplink port forwarded queries leave from and answers come back to.
+pub const FORWARD_PORT: u16 = 53053;
+/// How long a forwarded query waits for its answer.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
+/// Queries in flight at most; more are dropped (the client retries).
+const FORWARD_MAX: usize = 1024;
 
 pub struct Services {
     /// By network index; `None` where the switch is not the gateway.
     dhcp: Vec<Option<DhcpServer>>,
     dns: DnsServer,
+    upstream: Option<Ipv4Addr>,
+    /// Forwarded queries by the identifier they left with.
+    pending: HashMap<u16, Pending>,
+    next_id: u16,
+}
+
+/// Who asked a forwarded query, to send the answer back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Asker {
+    pub port: PortId,
+    pub network: u16,
+    pub mac: MacAddr,
+    pub ip: Ipv4Addr,
+    pub udp_port: u16,
+}
+
+struct Pending {
+    asker: Asker,
+    id: u16,
+    expires: Timestamp,
+}
+
+/// What to do with a DNS query.
+pub enum Dns {
+    Reply(Vec<u8>),
+    /// Send `query` to the `upstream` resolver from `FORWARD_PORT`.
+    Forward {
+        upstream: Ipv4Addr,
+        query: Vec<u8>,
+    },
+    Nothing,
 }
 
 impl Services {
@@ -50,7 +96,15 @@ impl Services {
                 tracing::warn!("DNS names of network {}: {e}", config.networks[i].name);
             }
         }
-        Services { dhcp, dns }
+        let upstream = config.uplink.as_ref().and_then(|u| u.dns.first().copied());
+        dns.set_upstream(upstream.is_some());
+        Services {
+            dhcp,
+            dns,
+            upstream,
+            pending: HashMap::new(),
+            next_id: 1,
+        }
     }
 
     /// The answer to a DHCP message from `client` on `network`.
@@ -67,18 +121,60 @@ impl Services {
             .handle(now, client, payload)
     }
 
-    /// The answer to a DNS query over UDP from `network`. Names that are not
-    /// ours are refused: there is no upstream to forward them to yet.
-    pub fn dns(&self, network: u16, query: &[u8]) -> Option<Vec<u8>> {
-        match self.dns.answer(network, query, Transport::Udp) {
-            Answer::Reply(r) => Some(r),
-            Answer::Forward | Answer::Drop => None,
+    /// What to do with a DNS query over UDP from `asker`: answer it, or
+    /// forward a name not ours upstream (refused when there is no upstream).
+    pub fn dns(&mut self, now: Timestamp, asker: Asker, query: &[u8]) -> Dns {
+        match self.dns.answer(asker.network, query, Transport::Udp) {
+            Answer::Reply(r) => Dns::Reply(r),
+            Answer::Drop => Dns::Nothing,
+            Answer::Forward => {
+                let (Some(upstream), Some(id)) = (self.upstream, query.get(..2)) else {
+                    return Dns::Nothing;
+                };
+                if self.pending.len() >= FORWARD_MAX {
+                    return Dns::Nothing;
+                }
+                let ours = self.free_id();
+                self.pending.insert(
+                    ours,
+                    Pending {
+                        asker,
+                        id: u16::from_be_bytes([id[0], id[1]]),
+                        expires: now.plus(FORWARD_TIMEOUT),
+                    },
+                );
+                let mut query = query.to_vec();
+                query[..2].copy_from_slice(&ours.to_be_bytes());
+                Dns::Forward { upstream, query }
+            }
         }
+    }
+
+    /// An upstream's answer to a forwarded query: who asked, and the answer
+    /// with their identifier back. `None` for anything not awaited.
+    pub fn dns_answer(&mut self, answer: &[u8]) -> Option<(Asker, Vec<u8>)> {
+        let id = answer.get(..2)?;
+        let p = self.pending.remove(&u16::from_be_bytes([id[0], id[1]]))?;
+        let mut answer = answer.to_vec();
+        answer[..2].copy_from_slice(&p.id.to_be_bytes());
+        Some((p.asker, answer))
+    }
+
+    /// An identifier no query in flight holds. Sequential: the switch's
+    /// resolvers sit on the lab's own uplink.
+    fn free_id(&mut self) -> u16 {
+        while self.pending.contains_key(&self.next_id) {
+            self.next_id = self.next_id.wrapping_add(1);
+        }
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1);
+        id
     }
 
     pub fn expire(&mut self, now: Timestamp) {
         for s in self.dhcp.iter_mut().flatten() {
             s.expire(now);
         }
+        self.pending.retain(|_, p| p.expires > now);
     }
 }

@@ -31,7 +31,7 @@ use crate::netfilter::Iface;
 use crate::output::{Output, TagEdit};
 use crate::port::{Egress, Port, PortId, VlanMembership};
 use crate::reject::{self, Refused, TcpResetFrame};
-use crate::services::{self, Services};
+use crate::services::{self, Asker, Dns, Services};
 use crate::stats::DropReason;
 use crate::time::Timestamp;
 use crate::topology_rules;
@@ -477,10 +477,29 @@ impl Switch {
                 };
                 (mac, ip, port, r.payload)
             }
-            services::DNS_PORT => match self.services.dns(network, payload) {
-                Some(answer) => (parsed.src, src, src_port, answer),
-                None => return Verdict::Local,
-            },
+            services::DNS_PORT => {
+                let asker = Asker {
+                    port: ingress,
+                    network,
+                    mac: parsed.src,
+                    ip: src,
+                    udp_port: src_port,
+                };
+                match self.services.dns(now, asker, payload) {
+                    Dns::Reply(answer) => (parsed.src, src, src_port, answer),
+                    Dns::Forward { upstream, query } => {
+                        self.forward_dns(now, upstream, &query, out);
+                        return Verdict::Local;
+                    }
+                    Dns::Nothing => return Verdict::Local,
+                }
+            }
+            services::FORWARD_PORT if self.uplink().is_some_and(|u| u.ip == gw.ip) => {
+                if let Some((asker, answer)) = self.services.dns_answer(payload) {
+                    self.answer_forwarded(now, asker, &answer, out);
+                }
+                return Verdict::Local;
+            }
             _ => {
                 self.icmp_error(
                     now,
@@ -508,6 +527,69 @@ impl Switch {
             reply.emit(b, gw)
         });
         Verdict::Local
+    }
+
+    /// The uplink's gateway side: the switch's address there, and its domain.
+    fn uplink(&self) -> Option<Gateway> {
+        self.default_gateway?;
+        self.networks.last().map(|n| n.gateway)
+    }
+
+    /// Sends a query on to the upstream resolver from the uplink address.
+    fn forward_dns(&mut self, now: Timestamp, upstream: Ipv4Addr, query: &[u8], out: &mut Output) {
+        let Some(up) = self.uplink() else {
+            return;
+        };
+        let net = usize::from(up.domain.network);
+        let hop = match self.networks[net].subnet.contains(upstream) {
+            true => upstream,
+            false => self.default_gateway.unwrap_or(upstream),
+        };
+        let Some(mac) = self.neighbours.lookup(up.domain.network, hop, now) else {
+            // The client asks again; by then the router is known.
+            self.arp_request(&up, hop, out);
+            return;
+        };
+        let Some(&port) = self.networks[net].members.first() else {
+            return;
+        };
+        self.firewall
+            .note(|| format!("dns: forwarded to {upstream} from {}", up.ip));
+        let reply = Reply {
+            dst_mac: mac,
+            dst_ip: upstream,
+            body: Body::Udp(UdpRepr {
+                src_port: services::FORWARD_PORT,
+                dst_port: services::DNS_PORT,
+                payload: query,
+            }),
+        };
+        self.reply(now, port, &up, reply.frame_len(), out, true, |b| {
+            reply.emit(b, &up)
+        });
+    }
+
+    /// Hands an upstream's answer to whoever asked, from their gateway.
+    fn answer_forwarded(&mut self, now: Timestamp, asker: Asker, answer: &[u8], out: &mut Output) {
+        let Some(gw) = self
+            .networks
+            .get(usize::from(asker.network))
+            .map(|n| n.gateway)
+        else {
+            return;
+        };
+        let reply = Reply {
+            dst_mac: asker.mac,
+            dst_ip: asker.ip,
+            body: Body::Udp(UdpRepr {
+                src_port: services::DNS_PORT,
+                dst_port: asker.udp_port,
+                payload: answer,
+            }),
+        };
+        self.reply(now, asker.port, &gw, reply.frame_len(), out, true, |b| {
+            reply.emit(b, &gw)
+        });
     }
 
     fn echo(

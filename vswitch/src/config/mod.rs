@@ -223,6 +223,8 @@ pub struct Uplink {
     pub gateway: Option<Ipv4Addr>,
     /// `None`: use the interface's own MAC.
     pub mac: Option<MacAddr>,
+    /// Upstream resolvers the gateway DNS forwards names not its own to.
+    pub dns: Vec<Ipv4Addr>,
 }
 
 /// A published port range: the uplink address (or `host_ip`) and

@@ -87,6 +87,7 @@ pub(crate) struct Uplink {
     pub ip: S<String>,
     pub gateway: Option<S<String>>,
     pub mac: Option<S<String>>,
+    pub dns: Option<S<OneOrMany>>,
 }
 
 #[derive(Deserialize, Debug)]

@@ -218,6 +218,7 @@ fn contract_example() {
             subnet: "192.0.2.0/24".parse().unwrap(),
             gateway: Some(ip("192.0.2.1")),
             mac: None,
+            dns: vec![],
         })
     );
 
@@ -922,6 +923,19 @@ fn uplink_checks() {
             "topo.toml:9:11: uplink: gateway 10.11.0.1 is outside 10.10.0.0/16",
         ]
     );
+    assert_eq!(
+        errors(&with_base(
+            "[uplink]\ninterface = \"veth-out\"\nip = \"192.0.2.10/24\"\ndns = [\"192.0.2.53\", \"nope\", \"192.0.2.53\"]\n"
+        )),
+        [
+            "topo.toml:8:22: uplink: invalid dns \"nope\": expected an IPv4 address like 192.0.2.53",
+            "topo.toml:8:30: uplink: dns lists 192.0.2.53 twice",
+        ]
+    );
+    let c = ok(&with_base(
+        "[uplink]\ninterface = \"veth-out\"\nip = \"192.0.2.10/24\"\ndns = \"192.0.2.53\"\n",
+    ));
+    assert_eq!(c.uplink.map(|u| u.dns), Some(vec![ip("192.0.2.53")]));
 }
 
 // ---- [[expect]] ----

@@ -830,32 +830,7 @@ fn vxlan(
             kind_at,
             format!("{ctx}: kind \"vxlan\" needs a remote (the peer VTEP's address)"),
         ),
-        Some(r) => {
-            let items: Vec<(&str, Range<usize>)> = match r.get_ref() {
-                OneOrMany::One(s) => vec![(s.as_str(), r.span())],
-                OneOrMany::Many(list) => list
-                    .iter()
-                    .map(|s| (s.get_ref().as_str(), s.span()))
-                    .collect(),
-            };
-            if items.is_empty() {
-                e.at(r.span(), format!("{ctx}: remote lists no address"));
-            }
-            for (s, at) in items {
-                match s.parse::<Ipv4Addr>() {
-                    Ok(ip) if remote.contains(&ip) => {
-                        e.at(at, format!("{ctx}: remote lists {ip} twice"));
-                    }
-                    Ok(ip) => remote.push(ip),
-                    Err(_) => e.at(
-                        at,
-                        format!(
-                            "{ctx}: invalid remote {s:?}: expected an IPv4 address like 198.18.0.2"
-                        ),
-                    ),
-                }
-            }
-        }
+        Some(r) => remote = addresses(e, r, ctx, "remote", "198.18.0.2"),
     }
 
     let local = p.local.as_ref().and_then(|v| {
@@ -877,6 +852,33 @@ fn vxlan(
     });
 
     (vni, remote, local)
+}
+
+/// `key` of `ctx`, holding one IPv4 address or a list of them, none twice;
+/// `like` is an example address for the error.
+fn addresses(e: &mut Errors, r: &S<OneOrMany>, ctx: &str, key: &str, like: &str) -> Vec<Ipv4Addr> {
+    let items: Vec<(&str, Range<usize>)> = match r.get_ref() {
+        OneOrMany::One(s) => vec![(s.as_str(), r.span())],
+        OneOrMany::Many(list) => list
+            .iter()
+            .map(|s| (s.get_ref().as_str(), s.span()))
+            .collect(),
+    };
+    if items.is_empty() {
+        e.at(r.span(), format!("{ctx}: {key} lists no address"));
+    }
+    let mut out = Vec::new();
+    for (s, at) in items {
+        match s.parse::<Ipv4Addr>() {
+            Ok(ip) if out.contains(&ip) => e.at(at, format!("{ctx}: {key} lists {ip} twice")),
+            Ok(ip) => out.push(ip),
+            Err(_) => e.at(
+                at,
+                format!("{ctx}: invalid {key} {s:?}: expected an IPv4 address like {like}"),
+            ),
+        }
+    }
+    out
 }
 
 // ---- [uplink] ------------------------------------------------------------
@@ -971,6 +973,11 @@ fn uplink(e: &mut Errors, table: &S<raw::Uplink>, nets: &Nets) -> Option<Uplink>
     if !interface_ok {
         return None;
     }
+    let dns = u
+        .dns
+        .as_ref()
+        .map(|d| addresses(e, d, "uplink", "dns", "192.0.2.53"))
+        .unwrap_or_default();
     Some(Uplink {
         kind: kind?,
         interface: u.interface.get_ref().clone(),
@@ -978,6 +985,7 @@ fn uplink(e: &mut Errors, table: &S<raw::Uplink>, nets: &Nets) -> Option<Uplink>
         subnet,
         gateway,
         mac,
+        dns,
     })
 }
 
