@@ -171,6 +171,12 @@ pub fn run(
                         break;
                     }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    // One bad frame, already consumed: the rest may be fine.
+                    Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                        stats.rx_errors += 1;
+                        tracing::debug!("receive on port {i}: {e}");
+                        continue;
+                    }
                     Err(e) => {
                         stats.rx_errors += 1;
                         tracing::debug!("receive on port {i}: {e}");

@@ -7,6 +7,7 @@ pub mod datapath;
 pub mod lab;
 pub mod netns;
 pub mod notify;
+mod ring;
 pub mod stop;
 mod sys;
 pub mod tap;

@@ -1,7 +1,7 @@
 //! Thin wrappers over the system calls the I/O layer shares.
 
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 /// Turns a -1 return into the thread's errno.
 pub fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
@@ -10,6 +10,26 @@ pub fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
     } else {
         Ok(ret)
     }
+}
+
+/// Sets a socket option whose value is a plain `T`.
+pub fn setsockopt<T>(
+    fd: &OwnedFd,
+    level: libc::c_int,
+    opt: libc::c_int,
+    val: &T,
+) -> io::Result<()> {
+    // SAFETY: val points at a T of the size passed, live for the call.
+    cvt(unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            opt,
+            (val as *const T).cast(),
+            size_of::<T>() as libc::socklen_t,
+        )
+    })
+    .map(drop)
 }
 
 fn cvt_size(ret: libc::ssize_t) -> io::Result<usize> {
