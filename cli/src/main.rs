@@ -90,7 +90,17 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    match Cli::parse().command {
+    let command = Cli::parse().command;
+    if !matches!(command, Command::Run { .. }) {
+        // `vswitch rules | head` ends quietly, as any command-line tool
+        // does, instead of failing a print. `run` keeps SIGPIPE ignored: a
+        // control client that goes away must not stop the switch.
+        // SAFETY: no other thread exists yet; SIG_DFL is a valid disposition.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
+    match command {
         Command::Run { config } => run::run(&config),
         Command::Check { config } => check::check(&config),
         Command::Trace {
