@@ -30,6 +30,9 @@ enum Command {
         /// The topology file.
         #[arg(long, short = 'c')]
         config: PathBuf,
+        /// Serve Prometheus metrics over HTTP at this address (`GET /metrics`).
+        #[arg(long, value_name = "ADDR:PORT")]
+        metrics: Option<std::net::SocketAddr>,
     },
     /// Validate a topology file without root and without touching the host,
     /// then hold its `[[expect]]` entries against traces.
@@ -101,7 +104,7 @@ fn main() -> ExitCode {
         }
     }
     match command {
-        Command::Run { config } => run::run(&config),
+        Command::Run { config, metrics } => run::run(&config, metrics),
         Command::Check { config } => check::check(&config),
         Command::Trace {
             config,

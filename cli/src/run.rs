@@ -1,13 +1,15 @@
 //! `vswitch run`: build the lab, forward until told to stop, clean up.
 
 use std::io::Write;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
 
+use vswitch::io::metrics::MetricsServer;
 use vswitch::io::{self, control::ControlServer, datapath, lab::Lab, notify, stop::StopSignal};
 use vswitch::Switch;
 
-pub fn run(path: &Path) -> ExitCode {
+pub fn run(path: &Path, metrics: Option<SocketAddr>) -> ExitCode {
     let (mut cfg, _) = match crate::check::load(path) {
         Ok(loaded) => loaded,
         Err(code) => return code,
@@ -45,6 +47,10 @@ pub fn run(path: &Path) -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(&format!("cannot create the control socket: {e}")),
     };
+    let metrics = match metrics.map(MetricsServer::bind).transpose() {
+        Ok(m) => m,
+        Err(e) => return fail(&format!("cannot serve metrics: {e}")),
+    };
     println!(
         "ready: switch {} forwarding on {} port(s)",
         cfg.switch.name,
@@ -54,7 +60,13 @@ pub fn run(path: &Path) -> ExitCode {
     if let Err(e) = notify::ready() {
         tracing::warn!("cannot notify readiness: {e}");
     }
-    let result = datapath::run(&mut switch, &lab.devices, &control, stop.fd());
+    let result = datapath::run(
+        &mut switch,
+        &lab.devices,
+        &control,
+        metrics.as_ref(),
+        stop.fd(),
+    );
     lab.teardown();
     match result {
         Ok(_) => ExitCode::SUCCESS,

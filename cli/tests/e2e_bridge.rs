@@ -314,3 +314,43 @@ fn control_socket_answers_fdb_and_stats() {
     assert!(sw.stop().success());
     assert!(!Path::new(&sock).exists(), "socket left behind");
 }
+
+#[test]
+fn metrics_endpoint_serves_the_counters() {
+    if e2e::skip("metrics_endpoint_serves_the_counters") {
+        return;
+    }
+    let _g = e2e::serial();
+    let name = "vse2e-met";
+    let ns = namespaces(name);
+    e2e::remove_netns(&ns.iter().map(String::as_str).collect::<Vec<_>>());
+    let sw = Running::start_with(
+        Path::new(BIN),
+        name,
+        &topo(name),
+        &["--metrics", "127.0.0.1:19617"],
+    );
+    assert!(e2e::ping(&ns[0], "10.61.0.3", &[]));
+    let get = |path: &str| {
+        let mut s = std::net::TcpStream::connect("127.0.0.1:19617").expect("connect");
+        use std::io::{Read, Write};
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").expect("request");
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).expect("answer");
+        answer
+    };
+    let page = get("/metrics");
+    assert!(page.starts_with("HTTP/1.0 200 OK\r\n"), "{page}");
+    let rx = page
+        .lines()
+        .find_map(|l| l.strip_prefix("vswitch_port_rx_packets_total{port=\"web\"} "))
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("no web rx counter in\n{page}"));
+    assert!(rx >= 3, "{page}");
+    assert!(
+        page.contains("# TYPE vswitch_conntrack_entries gauge\nvswitch_conntrack_entries "),
+        "{page}"
+    );
+    assert!(get("/").starts_with("HTTP/1.0 404 Not Found"));
+    assert!(sw.stop().success());
+}

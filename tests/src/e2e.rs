@@ -54,19 +54,29 @@ pub struct Running {
 impl Running {
     /// Writes `topo` to a file and starts `bin run` on it; waits for `ready`.
     pub fn start(bin: &Path, name: &str, topo: &str) -> Running {
+        Running::start_with(bin, name, topo, &[])
+    }
+
+    /// `start`, with more arguments for `run`.
+    pub fn start_with(bin: &Path, name: &str, topo: &str, args: &[&str]) -> Running {
         let dir = std::env::temp_dir().join(format!("vswitch-e2e-{name}"));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let config = dir.join("topo.toml");
         std::fs::write(&config, topo).expect("write topo");
-        Running::start_file(bin, &config)
+        Running::start_file_with(bin, &config, args)
     }
 
     pub fn start_file(bin: &Path, config: &Path) -> Running {
+        Running::start_file_with(bin, config, &[])
+    }
+
+    fn start_file_with(bin: &Path, config: &Path, args: &[&str]) -> Running {
         let stderr = config.with_extension("stderr");
         let err = std::fs::File::create(&stderr).expect("stderr file");
         let mut child = Command::new(bin)
             .args(["run", "--config"])
             .arg(config)
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(err)
             .spawn()

@@ -185,3 +185,23 @@ fn conntrack_lists_deletes_and_flushes() {
     assert_eq!(h.switch.firewall().conntrack().len(), 0);
     assert!(respond(&mut h.switch, &io, h.now, "conntrack -s not-an-ip").is_err());
 }
+
+#[test]
+fn metrics_render_every_counter() {
+    let h = traffic();
+    let io = IoStats {
+        rx_errors: 2,
+        tx_errors: 0,
+    };
+    let page = vswitch::metrics::render(&h.switch, &io);
+    for line in [
+        "# TYPE vswitch_port_rx_packets_total counter",
+        "vswitch_port_rx_packets_total{port=\"a\"} 2",
+        "vswitch_port_tx_packets_total{port=\"b\"} 1",
+        "vswitch_port_drops_total{port=\"a\",reason=\"malformed\"} 1",
+        "vswitch_io_errors_total{direction=\"rx\"} 2",
+        "vswitch_conntrack_entries 1",
+    ] {
+        assert!(page.lines().any(|l| l == line), "no {line:?} in\n{page}");
+    }
+}

@@ -15,6 +15,7 @@ pub mod flowspec;
 pub mod gateway;
 pub mod io;
 pub mod ipam;
+pub mod metrics;
 pub mod neigh;
 pub mod netfilter;
 pub mod output;

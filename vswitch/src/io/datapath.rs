@@ -26,6 +26,7 @@ use crate::time::Timestamp;
 use super::afpacket::HEADROOM;
 use super::control::ControlServer;
 use super::lab::Device;
+use super::metrics::MetricsServer;
 
 /// Frames taken from one descriptor before the others get a turn.
 const BUDGET: usize = 64;
@@ -105,16 +106,19 @@ impl Finisher {
 }
 
 /// Forwards until `stop` (a descriptor that becomes readable on a stop
-/// signal) fires, answering control requests between batches.
+/// signal) fires, answering control requests and metrics scrapes between
+/// batches.
 pub fn run(
     switch: &mut Switch,
     devices: &[Device],
     control: &ControlServer,
+    metrics: Option<&MetricsServer>,
     stop: RawFd,
 ) -> io::Result<IoStats> {
     let mut poll = Poll::new()?;
     let stop_token = Token(devices.len());
     let control_token = Token(devices.len() + 1);
+    let metrics_token = Token(devices.len() + 2);
     for (i, d) in devices.iter().enumerate() {
         poll.registry()
             .register(&mut SourceFd(&d.fd()), Token(i), Interest::READABLE)?;
@@ -126,6 +130,10 @@ pub fn run(
         control_token,
         Interest::READABLE,
     )?;
+    if let Some(m) = metrics {
+        poll.registry()
+            .register(&mut SourceFd(&m.fd()), metrics_token, Interest::READABLE)?;
+    }
 
     let origin = Instant::now();
     let now = || Timestamp::from_nanos(origin.elapsed().as_nanos() as u64);
@@ -152,6 +160,10 @@ pub fn run(
             }
             if ev.token() == control_token {
                 control.serve(switch, &stats, now());
+                continue;
+            }
+            if let (Some(m), true) = (metrics, ev.token() == metrics_token) {
+                m.serve(switch, &stats);
                 continue;
             }
             if let Some(r) = ready.get_mut(ev.token().0) {

@@ -5,6 +5,7 @@ pub mod afpacket;
 pub mod control;
 pub mod datapath;
 pub mod lab;
+pub mod metrics;
 pub mod netns;
 pub mod notify;
 mod ring;
