@@ -79,6 +79,15 @@ enum Command {
     Fdb(remote::Target),
     /// The running switch's per-port packet, byte and drop counters.
     Stats(remote::Target),
+    /// Apply a changed config's rules to the running switch; connections,
+    /// the FDB and DHCP leases stay. A bad config is refused whole.
+    Reload {
+        /// The topology file.
+        #[arg(long, short = 'c')]
+        config: PathBuf,
+        #[command(flatten)]
+        target: remote::Target,
+    },
     /// The running switch's rules: `iptables -L -n` style, or `-S`.
     Rules(remote::Rules),
     /// The running switch's connection table, `conntrack -L` style.
@@ -121,6 +130,7 @@ fn main() -> ExitCode {
         } => replay::replay(&config, &port, &capture, &dir, json),
         Command::Fdb(t) => remote::ask(&t, "fdb"),
         Command::Stats(t) => remote::ask(&t, "stats"),
+        Command::Reload { config, target } => remote::reload(&target, &config),
         Command::Rules(r) => remote::ask(&r.target, &r.request()),
         Command::Conntrack(c) => remote::ask(&c.target, &c.request()),
     }

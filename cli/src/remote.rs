@@ -1,5 +1,6 @@
 //! Commands answered by a running switch over its control socket.
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Args;
@@ -123,6 +124,17 @@ pub struct Target {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
+}
+
+/// Sends the config's absolute path: the switch reads it itself.
+pub fn reload(t: &Target, config: &Path) -> ExitCode {
+    match std::fs::canonicalize(config) {
+        Ok(path) => ask(t, &format!("reload {}", path.display())),
+        Err(e) => {
+            eprintln!("vswitch: cannot read {}: {e}", config.display());
+            ExitCode::FAILURE
+        }
+    }
 }
 
 pub fn ask(t: &Target, request: &str) -> ExitCode {

@@ -237,3 +237,139 @@ fn rules_decide_what_crosses() {
     );
     assert!(sw.stop().success());
 }
+
+/// One network, FORWARD ours: established traffic and port 5432 only, plus
+/// whatever `extra` adds.
+fn reload_topo(name: &str, extra: &str) -> String {
+    format!(
+        r#"
+[switch]
+name = "{name}"
+
+[[network]]
+name = "front"
+subnet = "10.69.0.0/24"
+
+[[port]]
+name = "web"
+network = "front"
+netns = "{name}-web"
+ip = "10.69.0.2"
+
+[[port]]
+name = "db"
+network = "front"
+netns = "{name}-db"
+ip = "10.69.0.3"
+
+[rules]
+text = """
+*filter
+:FORWARD DROP [0:0]
+-A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A FORWARD -p tcp -m tcp --dport 5432 -j ACCEPT
+{extra}COMMIT
+"""
+"#
+    )
+}
+
+/// Echoes what each connection sends, for `n` connections.
+fn echo_server(ns: &str, addr: &'static str, n: usize) -> std::thread::JoinHandle<()> {
+    e2e::in_netns(ns, move || {
+        let l = TcpListener::bind(addr).expect("bind");
+        for _ in 0..n {
+            let (mut s, _) = l.accept().expect("accept");
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 64];
+                while let Ok(k) = s.read(&mut buf) {
+                    if k == 0 || s.write_all(&buf[..k]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    })
+}
+
+#[test]
+fn reload_adds_a_rule_while_a_connection_keeps_flowing() {
+    if e2e::skip("reload_adds_a_rule_while_a_connection_keeps_flowing") {
+        return;
+    }
+    let _g = e2e::serial();
+    let name = "vse2e-reload";
+    let (web, db) = (format!("{name}-web"), format!("{name}-db"));
+    e2e::remove_netns(&[&web, &db]);
+    let sw = Running::start(Path::new(BIN), name, &reload_topo(name, ""));
+    let server = echo_server(&db, "10.69.0.3:5432", 1);
+    let other = echo_server(&db, "10.69.0.3:6000", 1);
+    std::thread::sleep(Duration::from_millis(200));
+    let (to_client, from_test) = std::sync::mpsc::channel::<()>();
+    let (to_test, from_client) = std::sync::mpsc::channel::<String>();
+    // A connection that exchanges a line, waits for the reload, exchanges again.
+    let client = e2e::in_netns(&web, move || {
+        let addr: SocketAddr = "10.69.0.3:5432".parse().expect("address");
+        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let mut buf = [0u8; 6];
+        for word in [b"before", b"after!"] {
+            s.write_all(word).expect("write");
+            s.read_exact(&mut buf).expect("echo");
+            to_test
+                .send(String::from_utf8_lossy(&buf).into_owned())
+                .expect("report");
+            let _ = from_test.recv();
+        }
+    });
+    assert_eq!(from_client.recv().expect("first echo"), "before");
+    assert!(
+        connect(&web, "10.69.0.3:6000", Duration::from_secs(1)).is_err(),
+        "6000 open before the reload"
+    );
+
+    let dir = std::env::temp_dir().join(format!("vswitch-e2e-{name}"));
+    let next = dir.join("next.toml");
+    let extra = "-A FORWARD -p tcp -m tcp --dport 6000 -j ACCEPT\n";
+    std::fs::write(&next, reload_topo(name, extra)).expect("write config");
+    let out = std::process::Command::new(BIN)
+        .args(["reload", "--name", name, "--config"])
+        .arg(&next)
+        .output()
+        .expect("reload");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    to_client.send(()).expect("go on");
+    assert_eq!(from_client.recv().expect("second echo"), "after!");
+    to_client.send(()).expect("finish");
+    client.join().expect("client");
+    assert!(connect(&web, "10.69.0.3:6000", Duration::from_secs(5)).is_ok());
+    let _ = (server.join(), other.join());
+
+    // A bad config is refused with check's errors; the rules stay.
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        reload_topo(name, "-A FORWARD -p tcp --dprt 7 -j ACCEPT\n"),
+    )
+    .expect("write config");
+    let out = std::process::Command::new(BIN)
+        .args(["reload", "--name", name, "--config"])
+        .arg(&bad)
+        .output()
+        .expect("reload");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("{}:", bad.display())) && err.contains("--dprt"),
+        "{err}"
+    );
+    let rules = vswitch(&["rules", "--name", name, "-S"]);
+    assert!(rules.contains("--dport 6000 -j ACCEPT"), "{rules}");
+    assert!(sw.stop().success());
+}

@@ -205,3 +205,33 @@ fn metrics_render_every_counter() {
         assert!(page.lines().any(|l| l == line), "no {line:?} in\n{page}");
     }
 }
+
+#[test]
+fn reload_takes_new_rules_and_keeps_connections() {
+    let mut h = traffic();
+    let io = IoStats::default();
+    let dir = std::env::temp_dir().join("vswitch-reload-test");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("topo.toml");
+    let rules = "\n[rules]\ntext = \"\"\"\n*filter\n-A FORWARD -p udp --dport 9 -j DROP\nCOMMIT\n\"\"\"\n";
+    std::fs::write(&path, format!("{TOPO}{rules}")).unwrap();
+    let line = format!("reload {}", path.display());
+    let answer = respond(&mut h.switch, &io, h.now, &line).unwrap();
+    assert!(answer.contains("rules applied, 1 connection(s) kept"), "{answer}");
+    let saved = respond(&mut h.switch, &io, h.now, "rules -S").unwrap();
+    assert!(saved.contains("-A FORWARD -p udp -m udp --dport 9 -j DROP\n"), "{saved}");
+
+    // A bad rule: refused with its position, the running rules stay.
+    std::fs::write(&path, format!("{TOPO}{}", rules.replace("--dport 9", "--dprt 9"))).unwrap();
+    let err = respond(&mut h.switch, &io, h.now, &line).unwrap_err();
+    assert!(err.starts_with(&format!("{}:", path.display())), "{err}");
+    assert!(err.contains("--dprt"), "{err}");
+    let kept = respond(&mut h.switch, &io, h.now, "rules -S").unwrap();
+    assert_eq!(kept, saved);
+
+    // Ports are devices: changing them is refused.
+    std::fs::write(&path, TOPO.replace("10.10.0.3", "10.10.0.4")).unwrap();
+    let err = respond(&mut h.switch, &io, h.now, &line).unwrap_err();
+    assert!(err.contains("reload applies rules only"), "{err}");
+    assert_eq!(h.switch.firewall().conntrack().len(), 1);
+}

@@ -7,9 +7,11 @@ mod conntrack;
 mod rules;
 
 use std::fmt::Write as _;
+use std::path::Path;
 
 use serde_json::json;
 
+use crate::config;
 use crate::stats::IoStats;
 use crate::switch::Switch;
 use crate::time::Timestamp;
@@ -24,6 +26,11 @@ pub fn respond(
     now: Timestamp,
     line: &str,
 ) -> Result<String, String> {
+    if let Some(path) = line.trim().strip_prefix("reload ") {
+        // The rest of the line is the path; a --json the client adds is moot.
+        let path = path.trim().trim_end_matches("--json").trim_end();
+        return reload(switch, Path::new(path));
+    }
     let words: Vec<&str> = line.split_whitespace().collect();
     let json = words.contains(&"--json");
     let args: Vec<&str> = words.iter().copied().filter(|w| *w != "--json").collect();
@@ -35,6 +42,19 @@ pub fn respond(
         [] => Err("empty request".into()),
         [cmd, ..] => Err(format!("unknown request {cmd:?}")),
     }
+}
+
+/// Applies the rules of the config at `path`; conntrack, the FDB and DHCP
+/// leases stay. The config is checked as `vswitch check` does, and refused
+/// whole on any error.
+fn reload(switch: &mut Switch, path: &Path) -> Result<String, String> {
+    let cfg = config::load(path).map_err(|e| e.to_string())?;
+    switch.reload(&cfg).map_err(|e| e.to_string())?;
+    Ok(format!(
+        "reloaded {}: rules applied, {} connection(s) kept\n",
+        path.display(),
+        switch.firewall().conntrack().len()
+    ))
 }
 
 /// The MAC table, `bridge fdb show` style.

@@ -112,7 +112,11 @@ pub fn request(name: Option<&str>, request: &str) -> Result<String, String> {
         .map_err(|e| format!("cannot read the answer: {e}"))?;
     match answer.split_once('\n') {
         Some(("ok", body)) => Ok(body.to_owned()),
-        Some((err, _)) => Err(err.strip_prefix("error: ").unwrap_or(err).to_owned()),
+        Some((err, rest)) => {
+            let first = err.strip_prefix("error: ").unwrap_or(err);
+            // A config refused on reload is one error per line.
+            Err(format!("{first}\n{rest}").trim_end().to_owned())
+        }
         None => Err("the switch closed the connection without answering".into()),
     }
 }
