@@ -213,16 +213,27 @@ fn reload_takes_new_rules_and_keeps_connections() {
     let dir = std::env::temp_dir().join("vswitch-reload-test");
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("topo.toml");
-    let rules = "\n[rules]\ntext = \"\"\"\n*filter\n-A FORWARD -p udp --dport 9 -j DROP\nCOMMIT\n\"\"\"\n";
+    let rules =
+        "\n[rules]\ntext = \"\"\"\n*filter\n-A FORWARD -p udp --dport 9 -j DROP\nCOMMIT\n\"\"\"\n";
     std::fs::write(&path, format!("{TOPO}{rules}")).unwrap();
     let line = format!("reload {}", path.display());
     let answer = respond(&mut h.switch, &io, h.now, &line).unwrap();
-    assert!(answer.contains("rules applied, 1 connection(s) kept"), "{answer}");
+    assert!(
+        answer.contains("rules applied, 1 connection(s) kept"),
+        "{answer}"
+    );
     let saved = respond(&mut h.switch, &io, h.now, "rules -S").unwrap();
-    assert!(saved.contains("-A FORWARD -p udp -m udp --dport 9 -j DROP\n"), "{saved}");
+    assert!(
+        saved.contains("-A FORWARD -p udp -m udp --dport 9 -j DROP\n"),
+        "{saved}"
+    );
 
     // A bad rule: refused with its position, the running rules stay.
-    std::fs::write(&path, format!("{TOPO}{}", rules.replace("--dport 9", "--dprt 9"))).unwrap();
+    std::fs::write(
+        &path,
+        format!("{TOPO}{}", rules.replace("--dport 9", "--dprt 9")),
+    )
+    .unwrap();
     let err = respond(&mut h.switch, &io, h.now, &line).unwrap_err();
     assert!(err.starts_with(&format!("{}:", path.display())), "{err}");
     assert!(err.contains("--dprt"), "{err}");
