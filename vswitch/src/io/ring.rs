@@ -68,9 +68,9 @@ pub struct RxRing {
     next: Cell<usize>,
 }
 
-// SAFETY: the ring is plain memory owned by this value (unmapped on drop);
-// moving it to another thread moves that ownership with it. It is not Sync
-// (Cell), so one thread at a time reads it.
+// The ring is plain memory owned by this value (unmapped on drop). It is
+// not Sync (Cell), so one thread at a time reads it.
+// SAFETY: moving it to another thread moves that ownership with it.
 unsafe impl Send for RxRing {}
 
 impl RxRing {
@@ -86,8 +86,9 @@ impl RxRing {
             tp_frame_nr: FRAME_NR as libc::c_uint,
         };
         setsockopt(fd, libc::SOL_PACKET, libc::PACKET_RX_RING, &req)?;
-        // SAFETY: a fresh shared mapping of the ring the kernel just made on
-        // fd, of its exact size; nothing else aliases it in this process.
+        // The ring the kernel just made on fd, mapped whole; nothing else in
+        // this process aliases it.
+        // SAFETY: a fresh shared mapping of exactly the ring's size.
         let ptr = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
@@ -114,8 +115,8 @@ impl RxRing {
     pub fn recv(&self, vnet: bool, buf: &mut [u8]) -> io::Result<(Range<usize>, VnetHdr)> {
         let i = self.next.get();
         let offset = i / FRAMES_PER_BLOCK * BLOCK_SIZE + i % FRAMES_PER_BLOCK * FRAME_SIZE;
-        // SAFETY: offset + FRAME_SIZE is within the mapping, and slots start
-        // on 16-byte boundaries, so the status word is aligned.
+        // Slots start on 16-byte boundaries, so the status word is aligned.
+        // SAFETY: offset + FRAME_SIZE is within the mapping.
         let slot = unsafe { self.base.as_ptr().add(offset) };
         // SAFETY: as above; the kernel writes the word atomically too.
         let status = unsafe { AtomicU32::from_ptr(slot.cast()) };
@@ -124,8 +125,9 @@ impl RxRing {
             return Err(io::ErrorKind::WouldBlock.into());
         }
         let result = {
-            // SAFETY: with TP_STATUS_USER set the kernel leaves the slot alone
-            // until we clear it below, after this borrow ends.
+            // The kernel leaves a TP_STATUS_USER slot alone until we clear it
+            // below, after this borrow ends.
+            // SAFETY: the slot is ours and FRAME_SIZE bytes long.
             let bytes = unsafe { std::slice::from_raw_parts(slot, FRAME_SIZE) };
             Slot::parse(bytes, vnet).and_then(|s| s.copy_out(bytes, buf))
         };
@@ -138,8 +140,8 @@ impl RxRing {
 
 impl Drop for RxRing {
     fn drop(&mut self) {
-        // SAFETY: base is the mapping made in new, of this size, and no
-        // borrow of it outlives recv.
+        // No borrow of the mapping outlives recv.
+        // SAFETY: base is the mapping made in new, of this size.
         unsafe { libc::munmap(self.base.as_ptr().cast(), BLOCK_SIZE * BLOCK_NR) };
     }
 }

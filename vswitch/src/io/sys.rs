@@ -43,8 +43,8 @@ pub fn readv_into<const N: usize>(fd: RawFd, bufs: &mut [&mut [u8]; N]) -> io::R
         iov_base: b.as_mut_ptr().cast(),
         iov_len: b.len(),
     });
-    // SAFETY: each iovec points at a live, exclusively borrowed slice of
-    // its length for the call's duration.
+    // Each iovec points at an exclusively borrowed slice of its length.
+    // SAFETY: those slices live for the call's duration.
     cvt_size(unsafe { libc::readv(fd, iov.as_ptr(), N as libc::c_int) })
 }
 
