@@ -11,15 +11,22 @@ pub const INVALID: u8 = 2;
 /// Loads the config and builds the pipeline from it (which reads the
 /// rules), printing every error; `Err` carries the exit code.
 pub fn load(path: &Path) -> Result<(config::Config, Switch), ExitCode> {
-    let report = |errors: config::ConfigErrors| {
-        for e in &errors.0 {
-            eprintln!("{e}");
-        }
-        ExitCode::from(INVALID)
-    };
     let cfg = config::load(path).map_err(report)?;
-    let switch = Switch::new(&cfg).map_err(report)?;
+    let switch = build(&cfg)?;
     Ok((cfg, switch))
+}
+
+/// The pipeline for a loaded config, its rule errors printed as `load`'s.
+pub fn build(cfg: &config::Config) -> Result<Switch, ExitCode> {
+    Switch::new(cfg).map_err(report)
+}
+
+/// Prints every error; the exit code for an invalid configuration.
+pub fn report(errors: config::ConfigErrors) -> ExitCode {
+    for e in &errors.0 {
+        eprintln!("{e}");
+    }
+    ExitCode::from(INVALID)
 }
 
 /// Exit code when the config is valid but an `[[expect]]` fails.

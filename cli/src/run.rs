@@ -5,14 +5,16 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
 
+use vswitch::config;
 use vswitch::io::metrics::MetricsServer;
 use vswitch::io::{self, control::ControlServer, datapath, lab::Lab, notify, stop::StopSignal};
-use vswitch::Switch;
+
+use crate::check;
 
 pub fn run(path: &Path, metrics: Option<SocketAddr>) -> ExitCode {
-    let (mut cfg, _) = match crate::check::load(path) {
-        Ok(loaded) => loaded,
-        Err(code) => return code,
+    let mut cfg = match config::load(path) {
+        Ok(c) => c,
+        Err(errors) => return check::report(errors),
     };
     if !io::is_root() {
         eprintln!(
@@ -24,9 +26,10 @@ pub fn run(path: &Path, metrics: Option<SocketAddr>) -> ExitCode {
     if let Some(u) = cfg.uplink.as_mut().filter(|u| u.mac.is_none()) {
         u.mac = io::lab::interface_mac(&u.interface);
     }
-    let mut switch = match Switch::new(&cfg) {
+    // Built once the uplink's MAC is known; rule errors read as check's.
+    let mut switch = match check::build(&cfg) {
         Ok(s) => s,
-        Err(e) => return fail(&e.to_string()),
+        Err(code) => return code,
     };
     // Random NAT ports differ from run to run, as the kernel's do.
     let seed = std::time::SystemTime::now()

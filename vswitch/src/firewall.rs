@@ -58,8 +58,8 @@ pub struct Pass {
     creates: bool,
     /// Established: a cached path may replace evaluation.
     cacheable: bool,
-    /// NAT rewrote the frame: whatever was parsed from it before is stale.
-    pub rewritten: bool,
+    /// The frame as NAT rewrote it: whatever was parsed before is stale.
+    pub reparsed: Option<Parsed>,
     /// The rule path recorded for the cache while the hooks ran.
     recorder: Recorder,
     /// The transport checksum holds only the pseudo header's sum (an
@@ -78,7 +78,7 @@ impl Pass {
             conn: None,
             creates: false,
             cacheable: false,
-            rewritten: false,
+            reparsed: None,
             recorder: Recorder::default(),
             partial_csum: false,
             pending: None,
@@ -236,7 +236,7 @@ impl Firewall {
     /// but IPv4).
     ///
     /// A packet of a NATed connection, or one the nat table translates, is
-    /// rewritten in place: `Pass::rewritten` says the caller's parse is stale.
+    /// rewritten in place: `Pass::reparsed` replaces the caller's parse.
     pub fn prerouting(
         &mut self,
         now: Timestamp,
@@ -549,7 +549,7 @@ impl Firewall {
         ) {
             pass.info = PacketInfo { ct, ..info };
         }
-        pass.rewritten = true;
+        pass.reparsed = Some(parsed);
         self.note(|| {
             format!(
                 "nat: rewritten to {}",

@@ -376,11 +376,8 @@ impl Switch {
                     return self.refuse(now, refusal, &gw, ingress, &parsed, frame, out)
                 }
             };
-        if pass.as_ref().is_some_and(|p| p.rewritten) {
-            parsed = match Parsed::parse(frame) {
-                Ok(p) => p,
-                Err(_) => return Verdict::Dropped(DropReason::Malformed),
-            };
+        if let Some(p) = pass.as_ref().and_then(|p| p.reparsed) {
+            parsed = p;
         }
         let verdict = if to_gateway {
             self.at_gateway(now, &gw, ingress, &parsed, frame, pass.as_mut(), out)
