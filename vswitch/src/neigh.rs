@@ -12,6 +12,8 @@
 //! learned entry is replaced.
 
 use std::collections::HashMap;
+
+use foldhash::fast::RandomState;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
@@ -34,7 +36,8 @@ struct Neighbour {
 
 #[derive(Default)]
 pub struct Neighbours {
-    map: HashMap<(u16, Ipv4Addr), Neighbour>,
+    /// Looked up for every routed frame: foldhash, seeded per table.
+    map: HashMap<(u16, Ipv4Addr), Neighbour, RandomState>,
     learned: usize,
 }
 
