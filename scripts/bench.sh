@@ -1,0 +1,153 @@
+#!/bin/bash
+# Reproduces the datapath comparison in BENCHMARKS.md on this machine:
+# two network namespaces joined by
+#   linux   - the kernel bridge and veth pairs (the reference)
+#   ovs     - Open vSwitch's userspace (netdev) datapath, tap ports, userspace TSO
+#             (skipped when openvswitch-switch is not installed)
+#   vswitch - `vswitch run` with two tap ports on one bridge network
+# and measures, for each, single-stream TCP (iperf3), delivered 64-byte UDP
+# frames per second (iperf3 -l 18) and the ping round trip. Then it prints
+# vswitch's ratios against the others, which are what the targets are set in:
+# all systems are measured in one run because the machine is shared.
+#
+#   sudo scripts/bench.sh                 # all three, 5 s per test
+#   sudo T=10 RULES=1000 scripts/bench.sh vswitch
+#
+# Needs root, iproute2, iperf3, iputils-ping, python3 (for iperf3's JSON);
+# builds target/release/vswitch first unless VSWITCH names a binary.
+# Env: T seconds per test (5); RULES extra non-matching FORWARD rules after an
+# ESTABLISHED accept in vswitch's ruleset (0); VSWITCH binary; OUT file that
+# the table is appended to.
+set -u
+cd "$(dirname "$0")/.."
+[ "$(id -u)" = 0 ] || { echo "bench.sh: needs root (network namespaces)" >&2; exit 2; }
+for tool in ip iperf3 ping python3; do
+  command -v $tool >/dev/null || { echo "bench.sh: $tool is not installed" >&2; exit 2; }
+done
+T=${T:-5}; RULES=${RULES:-0}
+if [ -z "${VSWITCH:-}" ]; then
+  cargo build --release --quiet || exit 2
+  VSWITCH=target/release/vswitch
+fi
+SYSTEMS=${*:-linux ovs vswitch}
+W=$(mktemp -d /tmp/vswitch-bench.XXXX)
+trap 'rm -rf $W' EXIT
+A=vsbA; B=vsbB; IPA=10.98.0.2; IPB=10.98.0.3
+
+reset_netns() { ip netns del $A 2>/dev/null; ip netns del $B 2>/dev/null; true; }
+
+json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)" 2>/dev/null; }
+
+# One row: system, TCP Gbps, UDP 64-byte kpps delivered, mean RTT in µs.
+measure() {
+  local label=$1 rtt tcp udp
+  if ! ip netns exec $A ping -c 3 -W 1 $IPB >/dev/null 2>&1; then
+    echo "$label: no connectivity" >&2; echo "$label - - -" >>$W/rows; return
+  fi
+  rtt=$(ip netns exec $A ping -c 300 -i 0.005 -q $IPB | awk -F/ '/rtt/{print $5*1000}')
+  ip netns exec $B iperf3 -s -D -1 -I $W/tcp.pid >/dev/null; sleep 0.5
+  tcp=$(ip netns exec $A iperf3 -c $IPB -t $T -J |
+    json 'round(d["end"]["sum_received"]["bits_per_second"]/1e9, 2)')
+  ip netns exec $B iperf3 -s -D -1 -I $W/udp.pid >/dev/null; sleep 0.5
+  udp=$(ip netns exec $A iperf3 -c $IPB -u -l 18 -b 0 -t $T -J |
+    json 'round(d["end"]["sum"]["packets"] * (1 - d["end"]["sum"]["lost_percent"] / 100) / d["end"]["sum"]["seconds"] / 1e3, 1)')
+  echo "$label ${tcp:--} ${udp:--} ${rtt:--}" >>$W/rows
+}
+
+run_linux() {
+  reset_netns; ip link del vsbbr0 2>/dev/null
+  ip netns add $A; ip netns add $B
+  ip link add vsbbr0 type bridge; ip link set vsbbr0 up
+  for n in $A $B; do
+    ip link add v$n type veth peer name eth0 netns $n
+    ip link set v$n master vsbbr0 up
+    ip -n $n link set lo up; ip -n $n link set eth0 up
+  done
+  ip -n $A addr add $IPA/24 dev eth0; ip -n $B addr add $IPB/24 dev eth0
+  measure linux
+  reset_netns; ip link del vsbbr0
+}
+
+run_ovs() {
+  command -v ovs-vswitchd >/dev/null || { echo "ovs: openvswitch-switch not installed, skipped" >&2; return; }
+  reset_netns
+  local D=$W/ovs; mkdir -p $D
+  export OVS_RUNDIR=$D OVS_LOGDIR=$D OVS_DBDIR=$D
+  ovsdb-tool create $D/conf.db /usr/share/openvswitch/vswitch.ovsschema
+  ovsdb-server $D/conf.db --remote=punix:$D/db.sock --pidfile=$D/db.pid --detach --log-file=$D/db.log 2>/dev/null
+  local V="ovs-vsctl --db=unix:$D/db.sock"
+  $V --no-wait init 2>/dev/null
+  $V --no-wait set Open_vSwitch . other_config:userspace-tso-enable=true
+  ovs-vswitchd unix:$D/db.sock --pidfile=$D/vswitchd.pid --detach --log-file=$D/vswitchd.log 2>/dev/null
+  $V add-br vsbobr -- set bridge vsbobr datapath_type=netdev
+  ip netns add $A; ip netns add $B
+  for n in $A $B; do
+    $V add-port vsbobr t$n -- set Interface t$n type=tap; sleep 0.3
+    ip link set t$n netns $n; ip -n $n link set t$n name eth0
+    ip -n $n link set lo up; ip -n $n link set eth0 up
+  done
+  ip -n $A addr add $IPA/24 dev eth0; ip -n $B addr add $IPB/24 dev eth0; sleep 1
+  measure ovs
+  reset_netns; kill $(cat $D/vswitchd.pid) $(cat $D/db.pid) 2>/dev/null; sleep 0.5
+}
+
+vswitch_topology() {
+  cat <<EOF
+[switch]
+name = "bench"
+
+[[network]]
+name = "n"
+driver = "bridge"
+subnet = "10.98.0.0/24"
+gateway = "10.98.0.1"
+EOF
+  for p in $A:$IPA $B:$IPB; do
+    printf '\n[[port]]\nname = "%s"\nnetwork = "n"\nkind = "tap"\nnetns = "%s"\nip = "%s"\n' \
+      "${p%%:*}" "${p%%:*}" "${p##*:}"
+  done
+  printf '\n[rules]\ntext = """\n*filter\n:FORWARD ACCEPT [0:0]\n'
+  if [ "$RULES" -gt 0 ]; then
+    echo '-A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT'
+    for i in $(seq 1 "$RULES"); do
+      echo "-A FORWARD -s 172.16.$((i / 250)).$((i % 250 + 1)) -p tcp --dport $((1000 + i % 60000)) -j DROP"
+    done
+  fi
+  printf 'COMMIT\n"""\n'
+}
+
+run_vswitch() {
+  reset_netns
+  vswitch_topology >$W/topo.toml
+  "$VSWITCH" run --config $W/topo.toml >$W/vswitch.out 2>$W/vswitch.err &
+  local pid=$!
+  for _ in $(seq 1 100); do grep -q '^ready' $W/vswitch.out 2>/dev/null && break; sleep 0.1; done
+  if grep -q '^ready' $W/vswitch.out; then
+    measure vswitch
+  else
+    echo "vswitch: never printed ready:" >&2; tail -5 $W/vswitch.err >&2
+  fi
+  kill -TERM $pid 2>/dev/null; wait $pid; reset_netns
+}
+
+for s in $SYSTEMS; do
+  case $s in linux|ovs|vswitch) run_$s ;; *) echo "bench.sh: unknown system $s" >&2; exit 2 ;; esac
+done
+
+{
+  printf '%-8s %9s %11s %8s\n' system tcp_gbps udp64_kpps rtt_us
+  while read -r name tcp udp rtt; do printf '%-8s %9s %11s %8s\n' "$name" "$tcp" "$udp" "$rtt"; done <$W/rows
+  # vswitch against each other system measured in this run.
+  awk '{v[$1]=$0} END {
+    if (!("vswitch" in v)) exit
+    split(v["vswitch"], s, " ")
+    for (o in v) if (o != "vswitch") {
+      split(v[o], x, " ")
+      r = "vswitch/" o
+      tcp = (x[2] > 0 && s[2] > 0) ? sprintf("%.2f", s[2] / x[2]) : "-"
+      udp = (x[3] > 0 && s[3] > 0) ? sprintf("%.2f", s[3] / x[3]) : "-"
+      rtt = (x[4] > 0 && s[4] > 0) ? sprintf("%.2f", s[4] / x[4]) : "-"
+      printf "%-16s tcp %s  udp64 %s  rtt %s\n", r, tcp, udp, rtt
+    }
+  }' $W/rows
+} | tee -a "${OUT:-/dev/null}"
