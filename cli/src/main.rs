@@ -1,6 +1,7 @@
 //! The `vswitch` command: argument parsing and output formatting. Everything
 //! else lives in the `vswitch` library.
 
+mod capture;
 mod check;
 mod remote;
 mod replay;
@@ -92,6 +93,9 @@ enum Command {
     Rules(remote::Rules),
     /// The running switch's connection table, `conntrack -L` style.
     Conntrack(remote::Conntrack),
+    /// Write the frames a running switch receives and sends on a port to
+    /// a pcap file, or to stdout with `-w -` (`| tcpdump -r -`).
+    Capture(capture::Capture),
 }
 
 fn main() -> ExitCode {
@@ -133,5 +137,6 @@ fn main() -> ExitCode {
         Command::Reload { config, target } => remote::reload(&target, &config),
         Command::Rules(r) => remote::ask(&r.target, &r.request()),
         Command::Conntrack(c) => remote::ask(&c.target, &c.request()),
+        Command::Capture(c) => capture::capture(&c),
     }
 }

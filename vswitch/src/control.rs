@@ -12,6 +12,9 @@ use std::path::Path;
 use serde_json::json;
 
 use crate::config;
+use crate::live_capture::CaptureSpec;
+use crate::pcap;
+use crate::pcap_filter::Filter;
 use crate::stats::IoStats;
 use crate::switch::Switch;
 use crate::time::Timestamp;
@@ -42,6 +45,56 @@ pub fn respond(
         [] => Err("empty request".into()),
         [cmd, ..] => Err(format!("unknown request {cmd:?}")),
     }
+}
+
+/// The capture a `capture PORT [-s SNAPLEN] [-c COUNT] [FILTER...]`
+/// request asks for; `None` when the line is another request. The I/O
+/// layer answers `ok` and then streams the pcap on the same connection.
+pub fn capture(switch: &Switch, line: &str) -> Option<Result<CaptureSpec, String>> {
+    let mut words = line.split_whitespace();
+    if words.next() != Some("capture") {
+        return None;
+    }
+    Some(capture_spec(switch, words.collect()))
+}
+
+fn capture_spec(switch: &Switch, words: Vec<&str>) -> Result<CaptureSpec, String> {
+    let (&name, mut rest) = words
+        .split_first()
+        .ok_or("capture needs a port name")?;
+    let port = switch
+        .port_id(name)
+        .ok_or_else(|| format!("no port named {name:?}"))?;
+    let mut spec = CaptureSpec {
+        port,
+        filter: Filter::default(),
+        snaplen: pcap::SNAPLEN,
+        count: None,
+    };
+    loop {
+        match rest {
+            ["-s", n, more @ ..] => {
+                spec.snaplen = match n.parse() {
+                    Ok(0) => pcap::SNAPLEN,
+                    Ok(n) => n,
+                    Err(_) => return Err(format!("-s {n}: not a byte count")),
+                };
+                rest = more;
+            }
+            ["-c", n, more @ ..] => {
+                spec.count = Some(
+                    n.parse()
+                        .ok()
+                        .filter(|&c| c > 0)
+                        .ok_or_else(|| format!("-c {n}: not a frame count"))?,
+                );
+                rest = more;
+            }
+            _ => break,
+        }
+    }
+    spec.filter = Filter::parse(&rest.join(" ")).map_err(|e| e.to_string())?;
+    Ok(spec)
 }
 
 /// Applies the rules of the config at `path`; conntrack, the FDB and DHCP

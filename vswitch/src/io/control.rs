@@ -1,7 +1,9 @@
 //! The control socket `/run/vswitch/<name>.sock` (mode 0600): the server side
 //! served from the poll loop, and the client the CLI uses. One request line
 //! per connection; the answer is `ok` or `error: ...` on the first line, then
-//! the body, then the server closes.
+//! the body, then the server closes. A capture request is the exception:
+//! after `ok` the connection carries the pcap stream until either side
+//! closes it.
 
 use std::fs;
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -12,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::control::{self, MAX_REQUEST};
+use crate::live_capture::LiveCaptures;
 use crate::stats::IoStats;
 use crate::switch::Switch;
 use crate::time::Timestamp;
@@ -47,12 +50,19 @@ impl ControlServer {
         self.listener.as_raw_fd()
     }
 
-    /// Serves every pending connection.
-    pub fn serve(&self, switch: &mut Switch, io: &IoStats, now: Timestamp) {
+    /// Serves every pending connection; a capture request's connection
+    /// joins `captures`.
+    pub fn serve(
+        &self,
+        switch: &mut Switch,
+        io: &IoStats,
+        now: Timestamp,
+        captures: &mut LiveCaptures<UnixStream>,
+    ) {
         loop {
             match self.listener.accept() {
                 Ok((stream, _)) => {
-                    if let Err(e) = serve_one(stream, switch, io, now) {
+                    if let Err(e) = serve_one(stream, switch, io, now, captures) {
                         tracing::debug!("control client: {e}");
                     }
                 }
@@ -74,6 +84,7 @@ fn serve_one(
     switch: &mut Switch,
     io: &IoStats,
     now: Timestamp,
+    captures: &mut LiveCaptures<UnixStream>,
 ) -> io::Result<()> {
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(CLIENT_TIMEOUT))?;
@@ -82,7 +93,17 @@ fn serve_one(
     let mut reader = BufReader::new((&stream).take(MAX_REQUEST as u64 + 1));
     let answer = match reader.read_line(&mut line) {
         Ok(_) if line.len() > MAX_REQUEST => Err("request too large".to_owned()),
-        Ok(_) => control::respond(switch, io, now, &line),
+        Ok(_) => match control::capture(switch, &line) {
+            Some(Ok(spec)) => {
+                (&stream).write_all(b"ok\n")?;
+                stream.set_nonblocking(true)?;
+                tracing::info!("capture on port {} started", spec.port);
+                captures.add(spec, stream);
+                return Ok(());
+            }
+            Some(Err(e)) => Err(e),
+            None => control::respond(switch, io, now, &line),
+        },
         Err(e) if e.kind() == io::ErrorKind::InvalidData => Err("request is not UTF-8".to_owned()),
         Err(e) => return Err(e),
     };
@@ -99,14 +120,7 @@ fn serve_one(
 /// Sends `request` to the switch `name` (or the only one running) and
 /// returns the body of its answer, or a sentence saying what went wrong.
 pub fn request(name: Option<&str>, request: &str) -> Result<String, String> {
-    let path = match name {
-        Some(n) => socket_path(n),
-        None => only_socket()?,
-    };
-    let mut s = UnixStream::connect(&path)
-        .map_err(|e| format!("cannot reach the switch at {}: {e}", path.display()))?;
-    s.write_all(format!("{request}\n").as_bytes())
-        .map_err(|e| format!("cannot send the request: {e}"))?;
+    let mut s = send(name, request)?;
     let mut answer = String::new();
     s.read_to_string(&mut answer)
         .map_err(|e| format!("cannot read the answer: {e}"))?;
@@ -119,6 +133,46 @@ pub fn request(name: Option<&str>, request: &str) -> Result<String, String> {
         }
         None => Err("the switch closed the connection without answering".into()),
     }
+}
+
+/// Sends a capture request; after the switch's `ok`, the returned stream
+/// carries the pcap stream.
+pub fn capture(name: Option<&str>, request: &str) -> Result<UnixStream, String> {
+    let s = send(name, request)?;
+    // Byte by byte up to the newline, so no pcap byte is read ahead.
+    let mut first = Vec::new();
+    let mut byte = [0u8; 1];
+    loop {
+        match (&s).read(&mut byte) {
+            Ok(0) => break,
+            Ok(_) if byte[0] == b'\n' => break,
+            Ok(_) => first.push(byte[0]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(format!("cannot read the answer: {e}")),
+        }
+    }
+    match String::from_utf8_lossy(&first).as_ref() {
+        "ok" => Ok(s),
+        "" => Err("the switch closed the connection without answering".into()),
+        other => {
+            let mut rest = String::new();
+            let _ = (&s).read_to_string(&mut rest);
+            let first = other.strip_prefix("error: ").unwrap_or(other);
+            Err(format!("{first}\n{rest}").trim_end().to_owned())
+        }
+    }
+}
+
+fn send(name: Option<&str>, request: &str) -> Result<UnixStream, String> {
+    let path = match name {
+        Some(n) => socket_path(n),
+        None => only_socket()?,
+    };
+    let mut s = UnixStream::connect(&path)
+        .map_err(|e| format!("cannot reach the switch at {}: {e}", path.display()))?;
+    s.write_all(format!("{request}\n").as_bytes())
+        .map_err(|e| format!("cannot send the request: {e}"))?;
+    Ok(s)
 }
 
 fn only_socket() -> Result<PathBuf, String> {
