@@ -42,12 +42,20 @@ enum Command {
         #[arg(long, short = 'c')]
         config: PathBuf,
     },
-    /// Send one described packet through the pipeline offline and print
-    /// every step: parse, conntrack, each rule, routing, FDB, egress.
+    /// Send one described packet through the pipeline and print every
+    /// step: parse, conntrack, each rule, routing, FDB, egress. Offline
+    /// with --config; with --socket (or --name) through the running
+    /// switch's live state, sending nothing and changing nothing.
     Trace {
-        /// The topology file.
-        #[arg(long, short = 'c')]
-        config: PathBuf,
+        /// The topology file (offline).
+        #[arg(long, short = 'c', required_unless_present_any = ["socket", "name"], conflicts_with_all = ["socket", "name"])]
+        config: Option<PathBuf>,
+        /// Ask the running switch (its control socket) instead.
+        #[arg(long)]
+        socket: bool,
+        /// The running switch to ask (default: the only one); implies --socket.
+        #[arg(long)]
+        name: Option<String>,
         /// The port the packet comes in by.
         #[arg(long = "in")]
         port: String,
@@ -120,11 +128,19 @@ fn main() -> ExitCode {
         Command::Run { config, metrics } => run::run(&config, metrics),
         Command::Check { config } => check::check(&config),
         Command::Trace {
-            config,
+            config: Some(config),
             port,
             packet,
             json,
+            ..
         } => trace::trace(&config, &port, &packet, json),
+        Command::Trace {
+            name,
+            port,
+            packet,
+            json,
+            ..
+        } => remote::ask_switch(name.as_deref(), json, &format!("trace {port} {packet}")),
         Command::Replay {
             config,
             port,

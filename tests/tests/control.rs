@@ -246,3 +246,114 @@ fn reload_takes_new_rules_and_keeps_connections() {
     assert!(err.contains("reload applies rules only"), "{err}");
     assert_eq!(h.switch.firewall().conntrack().len(), 1);
 }
+
+const TRACE_TOPO: &str = r#"
+[[network]]
+name = "front"
+subnet = "10.10.0.0/24"
+
+[[port]]
+name = "web"
+network = "front"
+ip = "10.10.0.2"
+
+[[port]]
+name = "db"
+network = "front"
+ip = "10.10.0.3"
+
+[rules]
+text = """
+*filter
+:FORWARD DROP [0:0]
+-A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A FORWARD -p tcp --dport 5432 --syn -j ACCEPT
+COMMIT
+"""
+"#;
+
+/// Everything a trace could disturb, as the control socket shows it.
+fn state(h: &mut Harness) -> Vec<String> {
+    let io = IoStats::default();
+    ["conntrack -L", "rules -S -c", "stats", "fdb"]
+        .iter()
+        .map(|r| respond(&mut h.switch, &io, h.now, r).unwrap())
+        .collect()
+}
+
+#[test]
+fn live_trace_reads_the_running_state_and_changes_nothing() {
+    use vswitch_tests::frames::{tcp, Seg};
+    let mut h = Harness::new("live-trace", TRACE_TOPO);
+    let io = IoStats::default();
+    let web = (mac("02:42:0a:0a:00:02"), "10.10.0.2".parse().unwrap(), 40000);
+    let db = (mac("02:42:0a:0a:00:03"), "10.10.0.3".parse().unwrap(), 5432);
+    h.send("db", &tcp(db, web, Seg::ack(1, 1), b"")); // db's MAC learned
+    h.send("web", &tcp(web, db, Seg::syn(100), b""));
+    h.send("db", &tcp(db, web, Seg::syn_ack(500, 101), b""));
+    h.send("web", &tcp(web, db, Seg::ack(101, 501), b""));
+    let before = state(&mut h);
+
+    // The connection's next packet: ESTABLISHED, to db, by the first rule.
+    let line = "trace web tcp 10.10.0.2:40000 -> 10.10.0.3:5432 ack --json";
+    let json = respond(&mut h.switch, &io, h.now, line).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let steps: Vec<&str> = v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    // Its numbers follow the connection: web sent up to 101, db up to 501.
+    assert_eq!(
+        steps[0],
+        "spec: seq 101 ack 501: the next segment of the connection the switch tracks"
+    );
+    assert!(
+        steps.iter().any(|s| s.starts_with("conntrack: ESTABLISHED")),
+        "{steps:#?}"
+    );
+    assert_eq!(v["verdict"], "accept");
+    assert_eq!(v["egress"][0]["port"], "db");
+    assert_eq!(state(&mut h), before, "a live trace changed the switch");
+
+    // Numbers given are kept: far outside the window, the packet is
+    // INVALID, and the trace says a connection exists.
+    let text = respond(
+        &mut h.switch,
+        &io,
+        h.now,
+        "trace web tcp 10.10.0.2:40000 -> 10.10.0.3:5432 ack seq 900000000 ack 501",
+    )
+    .unwrap();
+    assert!(
+        text.contains("conntrack: INVALID (outside the tracked connection's window or state)"),
+        "{text}"
+    );
+    assert!(text.contains("verdict: dropped"), "{text}");
+
+    // An offline trace of the same packet knows no connection: an ACK
+    // that opens nothing matches neither rule, and the policy drops it.
+    let offline =
+        vswitch::trace::trace(h.switch.config(), "web", "tcp 10.10.0.2:40000 -> 10.10.0.3:5432 ack")
+            .unwrap();
+    assert_eq!(offline.outcome(), vswitch::config::Verdict::Drop);
+
+    // A new connection traced: NEW and accepted, but not tracked after.
+    let text = respond(
+        &mut h.switch,
+        &io,
+        h.now,
+        "trace web tcp 10.10.0.2:40001 -> 10.10.0.3:5432 syn",
+    )
+    .unwrap();
+    assert!(text.contains("conntrack: NEW"), "{text}");
+    assert!(text.trim_end().ends_with("verdict: forwarded to db"), "{text}");
+    assert!(text.starts_with("  1  in: port web"), "{text}");
+    assert_eq!(state(&mut h), before, "a live trace changed the switch");
+
+    assert_eq!(
+        respond(&mut h.switch, &io, h.now, "trace nope tcp 1.2.3.4:1 -> 1.2.3.5:2"),
+        Err("no port named \"nope\"".into())
+    );
+}

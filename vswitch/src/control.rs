@@ -1,7 +1,8 @@
 //! Requests a running switch answers over its control socket, rendered here
 //! without any I/O so they can be tested directly. A request is one line of
-//! words, like the command line that sent it (`fdb --json`); the answer is
-//! text or JSON, or an error sentence.
+//! words, like the command line that sent it (`fdb --json`, `trace web tcp
+//! 10.0.0.2:1 -> 10.0.0.3:2 syn`); the answer is text or JSON, or an error
+//! sentence.
 
 mod conntrack;
 mod rules;
@@ -18,6 +19,7 @@ use crate::pcap_filter::Filter;
 use crate::stats::IoStats;
 use crate::switch::Switch;
 use crate::time::Timestamp;
+use crate::trace;
 
 /// Largest request accepted; anything longer is refused, not buffered.
 pub const MAX_REQUEST: usize = 64 * 1024;
@@ -42,6 +44,13 @@ pub fn respond(
         ["stats"] => Ok(stats(switch, io, json)),
         ["rules", opts @ ..] => rules::respond(switch.firewall_mut().rules_mut(), opts, json),
         ["conntrack", opts @ ..] => conntrack::respond(switch.firewall_mut(), now, opts, json),
+        ["trace", port, spec @ ..] => {
+            let t = trace::trace_live(switch, now, port, &spec.join(" "))?;
+            Ok(match json {
+                true => format!("{}\n", t.to_json()),
+                false => t.to_text(),
+            })
+        }
         [] => Err("empty request".into()),
         [cmd, ..] => Err(format!("unknown request {cmd:?}")),
     }

@@ -57,6 +57,7 @@ pub enum Learned {
     Full,
 }
 
+#[derive(Clone)]
 pub struct Fdb {
     entries: HashMap<Key, Entry>,
     order: VecDeque<(Key, Timestamp)>,

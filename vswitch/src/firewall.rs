@@ -86,6 +86,7 @@ impl Pass {
     }
 }
 
+#[derive(Clone)]
 pub struct Firewall {
     rules: Ruleset,
     /// On while a packet is traced: every step, rule by rule.
@@ -596,7 +597,14 @@ impl Firewall {
                 state,
                 ..CtInfo::default()
             };
-            self.note(|| format!("conntrack: {} (no connection)", state_name(state)));
+            let known = self.journal.is_some() && self.conns.lookup(&pkt.tuple).is_some();
+            self.note(|| match known {
+                true => format!(
+                    "conntrack: {} (outside the tracked connection's window or state)",
+                    state_name(state)
+                ),
+                false => format!("conntrack: {} (no connection)", state_name(state)),
+            });
             return;
         };
         let Some(e) = self.conns.get(id) else {

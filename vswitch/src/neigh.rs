@@ -32,7 +32,7 @@ struct Neighbour {
     seen: Option<Timestamp>,
 }
 
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct Neighbours {
     map: HashMap<(u16, Ipv4Addr), Neighbour>,
     learned: usize,

@@ -29,6 +29,7 @@ const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
 /// Queries in flight at most; more are dropped (the client retries).
 const FORWARD_MAX: usize = 1024;
 
+#[derive(Clone)]
 pub struct Services {
     /// By network index; `None` where the switch is not the gateway.
     dhcp: Vec<Option<DhcpServer>>,
@@ -49,6 +50,7 @@ pub struct Asker {
     pub udp_port: u16,
 }
 
+#[derive(Clone)]
 struct Pending {
     asker: Asker,
     id: u16,

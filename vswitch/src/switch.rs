@@ -46,6 +46,7 @@ pub enum Verdict {
     Dropped(DropReason),
 }
 
+#[derive(Clone)]
 pub struct Network {
     pub name: String,
     pub subnet: Ipv4Net,
@@ -62,6 +63,7 @@ pub struct RxInfo {
     pub partial_csum: bool,
 }
 
+#[derive(Clone)]
 pub struct Switch {
     ports: Vec<Port>,
     /// Configured networks in order, then the uplink's when there is one.
@@ -193,6 +195,11 @@ impl Switch {
 
     pub fn networks(&self) -> &[Network] {
         &self.networks
+    }
+
+    /// The configuration the switch runs.
+    pub fn config(&self) -> &Config {
+        &self.config
     }
 
     pub fn fdb(&self) -> &Fdb {
