@@ -65,7 +65,7 @@ pub fn run(path: &Path, metrics: Option<SocketAddr>) -> ExitCode {
     }
     let result = datapath::run(
         &mut switch,
-        &lab.devices,
+        &mut lab,
         &control,
         metrics.as_ref(),
         stop.fd(),

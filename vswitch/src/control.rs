@@ -17,7 +17,7 @@ use crate::live_capture::CaptureSpec;
 use crate::pcap;
 use crate::pcap_filter::Filter;
 use crate::stats::IoStats;
-use crate::switch::Switch;
+use crate::switch::{Reloaded, Switch};
 use crate::time::Timestamp;
 use crate::trace;
 
@@ -31,10 +31,8 @@ pub fn respond(
     now: Timestamp,
     line: &str,
 ) -> Result<String, String> {
-    if let Some(path) = line.trim().strip_prefix("reload ") {
-        // The rest of the line is the path; a --json the client adds is moot.
-        let path = path.trim().trim_end_matches("--json").trim_end();
-        return reload(switch, Path::new(path));
+    if let Some(path) = reload_path(line) {
+        return reload(switch, path);
     }
     let words: Vec<&str> = line.split_whitespace().collect();
     let json = words.contains(&"--json");
@@ -106,17 +104,41 @@ fn capture_spec(switch: &Switch, words: Vec<&str>) -> Result<CaptureSpec, String
     Ok(spec)
 }
 
-/// Applies the rules of the config at `path`; conntrack, the FDB and DHCP
-/// leases stay. The config is checked as `vswitch check` does, and refused
-/// whole on any error.
+/// The config path of a `reload PATH` request.
+pub fn reload_path(line: &str) -> Option<&Path> {
+    let path = line.trim().strip_prefix("reload ")?;
+    // The rest of the line is the path; a --json the client adds is moot.
+    Some(Path::new(path.trim().trim_end_matches("--json").trim_end()))
+}
+
+/// Applies the config at `path` to a switch without devices; conntrack,
+/// the FDB and DHCP leases stay. The config is checked as `vswitch check`
+/// does, and refused whole on any error. The I/O layer, which has devices
+/// to change, does the same in two steps around its own.
 fn reload(switch: &mut Switch, path: &Path) -> Result<String, String> {
     let cfg = config::load(path).map_err(|e| e.to_string())?;
-    switch.reload(&cfg).map_err(|e| e.to_string())?;
-    Ok(format!(
+    let done = switch.reload(&cfg).map_err(|e| e.to_string())?;
+    Ok(reloaded(path, &done))
+}
+
+/// The answer to a reload that was applied.
+pub fn reloaded(path: &Path, r: &Reloaded) -> String {
+    let mut s = format!(
         "reloaded {}: rules applied, {} connection(s) kept\n",
         path.display(),
-        switch.firewall().conntrack().len()
-    ))
+        r.connections
+    );
+    for (what, names) in [
+        ("ports added", &r.ports_added),
+        ("ports removed", &r.ports_removed),
+        ("networks added", &r.networks_added),
+        ("networks removed", &r.networks_removed),
+    ] {
+        if !names.is_empty() {
+            let _ = writeln!(s, "{what}: {}", names.join(", "));
+        }
+    }
+    s
 }
 
 /// The MAC table, `bridge fdb show` style.

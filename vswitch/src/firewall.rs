@@ -196,6 +196,13 @@ impl Firewall {
         self.rules = rules;
     }
 
+    /// Takes `old`'s connections and NAT port choices (a reload); `old`
+    /// is left with this firewall's empty table.
+    pub fn take_connections(&mut self, old: &mut Firewall) {
+        std::mem::swap(&mut self.conns, &mut old.conns);
+        std::mem::swap(&mut self.nat_rng, &mut old.nat_rng);
+    }
+
     pub fn conntrack(&self) -> &Conntrack<FlowCache> {
         &self.conns
     }

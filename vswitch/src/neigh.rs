@@ -86,6 +86,13 @@ impl Neighbours {
         }
     }
 
+    /// The learned entries: (network, address, MAC, when seen).
+    pub fn learned(&self) -> impl Iterator<Item = (u16, Ipv4Addr, MacAddr, Timestamp)> + '_ {
+        self.map
+            .iter()
+            .filter_map(|(&(net, ip), n)| n.seen.map(|t| (net, ip, n.mac, t)))
+    }
+
     pub fn expire(&mut self, now: Timestamp) {
         let before = self.map.len();
         self.map

@@ -26,8 +26,8 @@ use crate::switch::{RxInfo, Switch};
 use crate::time::Timestamp;
 
 use super::afpacket::HEADROOM;
-use super::control::ControlServer;
-use super::lab::Device;
+use super::control::{ControlServer, Served};
+use super::lab::{Device, Lab};
 use super::metrics::MetricsServer;
 
 /// Frames taken from one descriptor before the others get a turn.
@@ -125,29 +125,18 @@ impl Finisher {
 /// batches.
 pub fn run(
     switch: &mut Switch,
-    devices: &[Device],
+    lab: &mut Lab,
     control: &ControlServer,
     metrics: Option<&MetricsServer>,
     stop: RawFd,
 ) -> io::Result<IoStats> {
-    let mut poll = Poll::new()?;
-    for (i, d) in devices.iter().enumerate() {
-        poll.registry()
-            .register(&mut SourceFd(&d.fd()), Token(i), Interest::READABLE)?;
-    }
-    poll.registry()
-        .register(&mut SourceFd(&stop), STOP, Interest::READABLE)?;
-    poll.registry()
-        .register(&mut SourceFd(&control.fd()), CONTROL, Interest::READABLE)?;
-    if let Some(m) = metrics {
-        poll.registry()
-            .register(&mut SourceFd(&m.fd()), METRICS, Interest::READABLE)?;
-    }
+    let listeners = [Some((stop, STOP)), Some((control.fd(), CONTROL)), metrics.map(|m| (m.fd(), METRICS))];
+    let mut poll = register(&lab.devices, &listeners)?;
 
     let origin = Instant::now();
     let now = || Timestamp::from_nanos(origin.elapsed().as_nanos() as u64);
     let mut events = Events::with_capacity(256);
-    let mut ready = vec![false; devices.len()];
+    let mut ready = vec![false; lab.devices.len()];
     let mut buf = vec![0u8; BUF_LEN];
     let mut out = Output::new();
     let mut finisher = Finisher::new();
@@ -170,8 +159,26 @@ pub fn run(
             match ev.token() {
                 STOP => return Ok(stats),
                 CONTROL => {
-                    control.serve(switch, &stats, now(), &mut captures);
+                    let mut ctx = Served {
+                        switch,
+                        lab,
+                        captures: &mut captures,
+                        io: &stats,
+                        now: now(),
+                    };
+                    let changed = control.serve(&mut ctx);
+                    if changed {
+                        // Devices were added, removed and renumbered: a
+                        // fresh poll, and every device drained once.
+                        poll = register(&lab.devices, &listeners)?;
+                        ready = vec![true; lab.devices.len()];
+                        watched.clear();
+                    }
                     watch_new(&poll, &captures, &mut watched)?;
+                    if changed {
+                        // The events left name the old devices.
+                        break;
+                    }
                 }
                 METRICS => {
                     if let Some(m) = metrics {
@@ -186,6 +193,7 @@ pub fn run(
                 }
             }
         }
+        let devices = &lab.devices;
         for (i, dev) in devices.iter().enumerate() {
             if !ready[i] {
                 continue;
@@ -293,6 +301,17 @@ impl Tx<'_> {
             }
         }
     }
+}
+
+/// A poll on every device (token: its index) and on `listeners`.
+fn register(devices: &[Device], listeners: &[Option<(RawFd, Token)>]) -> io::Result<Poll> {
+    let poll = Poll::new()?;
+    let devices = devices.iter().enumerate().map(|(i, d)| (d.fd(), Token(i)));
+    for (fd, token) in devices.chain(listeners.iter().flatten().copied()) {
+        poll.registry()
+            .register(&mut SourceFd(&fd), token, Interest::READABLE)?;
+    }
+    Ok(poll)
 }
 
 /// Watches the clients of new captures for a hangup (readable: EOF).
