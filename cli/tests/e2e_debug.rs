@@ -91,8 +91,14 @@ fn wait(child: &mut Child) -> bool {
 
 /// tcpdump's one-line summaries of the ICMP echo lines in `text`.
 fn echoes(text: &str) -> (Vec<&str>, Vec<&str>) {
-    let req = text.lines().filter(|l| l.contains("ICMP echo request")).collect();
-    let rep = text.lines().filter(|l| l.contains("ICMP echo reply")).collect();
+    let req = text
+        .lines()
+        .filter(|l| l.contains("ICMP echo request"))
+        .collect();
+    let rep = text
+        .lines()
+        .filter(|l| l.contains("ICMP echo reply"))
+        .collect();
     (req, rep)
 }
 
@@ -137,9 +143,19 @@ fn capture_of_a_ping_reads_back_in_tcpdump() {
     let text = tcpdump_read(&file);
     let (req, rep) = echoes(&text);
     assert_eq!((req.len(), rep.len()), (2, 2), "{text}");
-    assert!(req.iter().all(|l| l.contains("10.71.0.2 > 10.71.0.3")), "{text}");
-    assert!(rep.iter().all(|l| l.contains("10.71.0.3 > 10.71.0.2")), "{text}");
-    assert_eq!(text.lines().count(), 4, "only ICMP passed the filter: {text}");
+    assert!(
+        req.iter().all(|l| l.contains("10.71.0.2 > 10.71.0.3")),
+        "{text}"
+    );
+    assert!(
+        rep.iter().all(|l| l.contains("10.71.0.3 > 10.71.0.2")),
+        "{text}"
+    );
+    assert_eq!(
+        text.lines().count(),
+        4,
+        "only ICMP passed the filter: {text}"
+    );
 
     // To stdout, piped into tcpdump -r -.
     let mut c = capture(
@@ -166,7 +182,11 @@ fn capture_of_a_ping_reads_back_in_tcpdump() {
     assert!(e2e::ping(&web, "10.71.0.3", &["-c", "3"]));
     std::thread::sleep(Duration::from_millis(300));
     let pid = c.id().to_string();
-    assert!(Command::new("kill").args(["-INT", &pid]).status().expect("kill").success());
+    assert!(Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill")
+        .success());
     assert!(wait(&mut c), "capture after SIGINT");
     let text = tcpdump_read(&file);
     let (req, rep) = echoes(&text);
@@ -209,7 +229,9 @@ fn live_trace_sees_the_running_connection() {
         let mut buf = [0u8; 4];
         s.write_all(b"ping").expect("write");
         s.read_exact(&mut buf).expect("echo");
-        port_tx.send(s.local_addr().expect("local").port()).expect("port");
+        port_tx
+            .send(s.local_addr().expect("local").port())
+            .expect("port");
         let _ = wait_go.recv();
         s.write_all(b"pong").expect("write after trace");
         s.read_exact(&mut buf).expect("echo after trace");
@@ -221,7 +243,11 @@ fn live_trace_sees_the_running_connection() {
     // not sent (db's stack would answer a stray segment with a reset).
     let spec = format!("tcp 10.71.0.2:{sport} -> 10.71.0.3:7000 ack");
     let out = vswitch(&["trace", "--name", name, "--in", "web", &spec, "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     let steps: Vec<&str> = v["steps"]
         .as_array()
@@ -230,7 +256,9 @@ fn live_trace_sees_the_running_connection() {
         .filter_map(|s| s.as_str())
         .collect();
     assert!(
-        steps.iter().any(|s| s.starts_with("conntrack:") && s.contains("ESTABLISHED")),
+        steps
+            .iter()
+            .any(|s| s.starts_with("conntrack:") && s.contains("ESTABLISHED")),
         "{steps:#?}"
     );
     assert_eq!(v["verdict"], "accept", "{v}");
@@ -247,7 +275,11 @@ fn live_trace_sees_the_running_connection() {
         "tcp 10.71.0.2:41000 -> 10.71.0.3:7001 syn",
     ]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains("NEW"), "{text}");
     assert!(text.contains("verdict: dropped"), "{text}");
 
@@ -257,7 +289,11 @@ fn live_trace_sees_the_running_connection() {
     assert_eq!(&client.join().expect("client"), b"pong");
     let ct = vswitch(&["conntrack", "--name", name, "-L"]);
     let ct = String::from_utf8_lossy(&ct.stdout);
-    assert_eq!(ct.lines().filter(|l| l.starts_with("tcp ")).count(), 1, "{ct}");
+    assert_eq!(
+        ct.lines().filter(|l| l.starts_with("tcp ")).count(),
+        1,
+        "{ct}"
+    );
     drop(server);
     assert!(sw.stop().success());
 }

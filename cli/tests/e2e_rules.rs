@@ -449,8 +449,7 @@ fn reload_adds_and_removes_a_port_while_a_connection_keeps_flowing() {
         let (stop, done) = (stop.clone(), done.clone());
         e2e::in_netns(&web, move || {
             let addr: SocketAddr = "10.73.0.3:5432".parse().expect("address");
-            let mut s =
-                TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+            let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
             s.set_read_timeout(Some(Duration::from_secs(5)))
                 .expect("timeout");
             let mut buf = [0u8; 4];
@@ -486,13 +485,19 @@ fn reload_adds_and_removes_a_port_while_a_connection_keeps_flowing() {
     assert!(answer.contains("1 connection(s) kept"), "{answer}");
     assert!(e2e::netns_list().contains(&new), "no namespace {new}");
     assert!(e2e::ping(&new, "10.73.0.3", &[]), "new cannot reach db");
-    assert!(progressed(round_trips()), "the connection stalled after adding");
+    assert!(
+        progressed(round_trips()),
+        "the connection stalled after adding"
+    );
 
     std::fs::write(&added, ports_topo(name, "")).expect("write config");
     let answer = reload(name, &added);
     assert!(answer.contains("ports removed: new\n"), "{answer}");
     assert!(!e2e::netns_list().contains(&new), "{new} left behind");
-    assert!(progressed(round_trips()), "the connection stalled after removing");
+    assert!(
+        progressed(round_trips()),
+        "the connection stalled after removing"
+    );
 
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     client.join().expect("client");

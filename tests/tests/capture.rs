@@ -54,7 +54,10 @@ fn filter_primitives_and_precedence() {
     // host matches ARP's addresses too, as in tcpdump.
     assert_eq!(passed("src host 10.10.0.2"), ["tcp", "udp", "arp", "vlan"]);
     assert_eq!(passed("dst host 10.10.0.2"), ["icmp"]);
-    assert_eq!(passed("net 10.10.0.0/24 and not udp"), ["tcp", "icmp", "arp"]);
+    assert_eq!(
+        passed("net 10.10.0.0/24 and not udp"),
+        ["tcp", "icmp", "arp"]
+    );
     assert_eq!(passed("port 53 || port 80"), ["tcp", "udp"]);
     assert_eq!(passed("dst port 40000"), Vec::<&str>::new());
     assert_eq!(passed("ether src host 02:42:0a:0a:00:03"), ["icmp"]);
@@ -96,13 +99,16 @@ fn records_hold_the_frames_of_the_port_that_pass() {
     let t = Timestamp::from_nanos(1_700_000_000_123_456_789);
     caps.frame(t, PortId(0), &[&f[0].1]); // another port
     caps.frame(t, PortId(1), &[&f[3].1]); // arp: not ip
-    // A frame sent in slices (a pushed tag) is filtered and written whole.
+                                          // A frame sent in slices (a pushed tag) is filtered and written whole.
     let (head, rest) = f[1].1.split_at(12);
     caps.frame(t, PortId(1), &[head, &[0x81, 0, 0, 20], rest]);
     caps.frame(t, PortId(1), &[&f[2].1]);
     let ended = caps.take_ended();
     assert_eq!(ended.len(), 1, "the count of 2 is reached");
-    assert_eq!((ended[0].id, ended[0].written, ended[0].dropped), (cut, 2, 0));
+    assert_eq!(
+        (ended[0].id, ended[0].written, ended[0].dropped),
+        (cut, 2, 0)
+    );
     let short = records(&ended[0].sink);
     assert_eq!(short.len(), 2);
     assert_eq!(short[0].1 as usize, f[3].1.len());
@@ -216,6 +222,8 @@ fn capture_requests_are_checked() {
     );
     assert_eq!(
         control::capture(&sw, "capture web port http"),
-        Some(Err("bad capture filter: \"http\" is not a port number".into()))
+        Some(Err(
+            "bad capture filter: \"http\" is not a port number".into()
+        ))
     );
 }

@@ -289,7 +289,11 @@ fn live_trace_reads_the_running_state_and_changes_nothing() {
     use vswitch_tests::frames::{tcp, Seg};
     let mut h = Harness::new("live-trace", TRACE_TOPO);
     let io = IoStats::default();
-    let web = (mac("02:42:0a:0a:00:02"), "10.10.0.2".parse().unwrap(), 40000);
+    let web = (
+        mac("02:42:0a:0a:00:02"),
+        "10.10.0.2".parse().unwrap(),
+        40000,
+    );
     let db = (mac("02:42:0a:0a:00:03"), "10.10.0.3".parse().unwrap(), 5432);
     h.send("db", &tcp(db, web, Seg::ack(1, 1), b"")); // db's MAC learned
     h.send("web", &tcp(web, db, Seg::syn(100), b""));
@@ -313,7 +317,9 @@ fn live_trace_reads_the_running_state_and_changes_nothing() {
         "spec: seq 101 ack 501: the next segment of the connection the switch tracks"
     );
     assert!(
-        steps.iter().any(|s| s.starts_with("conntrack: ESTABLISHED")),
+        steps
+            .iter()
+            .any(|s| s.starts_with("conntrack: ESTABLISHED")),
         "{steps:#?}"
     );
     assert_eq!(v["verdict"], "accept");
@@ -337,9 +343,12 @@ fn live_trace_reads_the_running_state_and_changes_nothing() {
 
     // An offline trace of the same packet knows no connection: an ACK
     // that opens nothing matches neither rule, and the policy drops it.
-    let offline =
-        vswitch::trace::trace(h.switch.config(), "web", "tcp 10.10.0.2:40000 -> 10.10.0.3:5432 ack")
-            .unwrap();
+    let offline = vswitch::trace::trace(
+        h.switch.config(),
+        "web",
+        "tcp 10.10.0.2:40000 -> 10.10.0.3:5432 ack",
+    )
+    .unwrap();
     assert_eq!(offline.outcome(), vswitch::config::Verdict::Drop);
 
     // A new connection traced: NEW and accepted, but not tracked after.
@@ -351,12 +360,20 @@ fn live_trace_reads_the_running_state_and_changes_nothing() {
     )
     .unwrap();
     assert!(text.contains("conntrack: NEW"), "{text}");
-    assert!(text.trim_end().ends_with("verdict: forwarded to db"), "{text}");
+    assert!(
+        text.trim_end().ends_with("verdict: forwarded to db"),
+        "{text}"
+    );
     assert!(text.starts_with("  1  in: port web"), "{text}");
     assert_eq!(state(&mut h), before, "a live trace changed the switch");
 
     assert_eq!(
-        respond(&mut h.switch, &io, h.now, "trace nope tcp 1.2.3.4:1 -> 1.2.3.5:2"),
+        respond(
+            &mut h.switch,
+            &io,
+            h.now,
+            "trace nope tcp 1.2.3.4:1 -> 1.2.3.5:2"
+        ),
         Err("no port named \"nope\"".into())
     );
 }
@@ -385,11 +402,15 @@ ip = "10.20.0.2"
 
 #[test]
 fn reload_adds_and_removes_ports_and_networks_keeping_state() {
-    use vswitch_tests::frames::{dhcp, tcp, Seg};
     use vswitch::dhcp::MessageType;
+    use vswitch_tests::frames::{dhcp, tcp, Seg};
     let mut h = Harness::new("reload-ports", TRACE_TOPO);
     let io = IoStats::default();
-    let web = (mac("02:42:0a:0a:00:02"), "10.10.0.2".parse().unwrap(), 40000);
+    let web = (
+        mac("02:42:0a:0a:00:02"),
+        "10.10.0.2".parse().unwrap(),
+        40000,
+    );
     let db = (mac("02:42:0a:0a:00:03"), "10.10.0.3".parse().unwrap(), 5432);
     h.send("web", &tcp(web, db, Seg::syn(100), b""));
     h.send("db", &tcp(db, web, Seg::syn_ack(500, 101), b""));
@@ -402,7 +423,10 @@ fn reload_adds_and_removes_ports_and_networks_keeping_state() {
     // Added: a port on front (its address from DHCP) and a network with a port.
     std::fs::write(&path, topo_with(CACHE)).unwrap();
     let answer = respond(&mut h.switch, &io, h.now, &line).unwrap();
-    assert!(answer.contains("rules applied, 1 connection(s) kept\n"), "{answer}");
+    assert!(
+        answer.contains("rules applied, 1 connection(s) kept\n"),
+        "{answer}"
+    );
     assert!(answer.contains("ports added: cache, other\n"), "{answer}");
     assert!(answer.contains("networks added: back\n"), "{answer}");
     assert!(!answer.contains("removed"), "{answer}");
@@ -413,12 +437,18 @@ fn reload_adds_and_removes_ports_and_networks_keeping_state() {
     assert_eq!(s.ports(), ["db"]);
     assert_eq!(h.stats("web").rx_packets, 3);
     let fdb = respond(&mut h.switch, &io, h.now, "fdb").unwrap();
-    assert!(fdb.contains("02:42:0a:0a:00:03 dev db master front"), "{fdb}");
+    assert!(
+        fdb.contains("02:42:0a:0a:00:03 dev db master front"),
+        "{fdb}"
+    );
     // The new port leases its address, and reaches db once it has.
     let cache = mac("02:42:0a:0a:00:04");
     let gw = "10.10.0.1".parse().unwrap();
     let cache_ip = "10.10.0.4".parse().unwrap();
-    let s = h.send("cache", &dhcp(cache, MessageType::Request, Some(cache_ip), gw));
+    let s = h.send(
+        "cache",
+        &dhcp(cache, MessageType::Request, Some(cache_ip), gw),
+    );
     assert_eq!(s.ports(), ["cache"]);
     let syn = tcp((cache, cache_ip, 41000), db, Seg::syn(7), b"");
     assert_eq!(h.send("cache", &syn).ports(), ["db"]);
@@ -434,17 +464,30 @@ fn reload_adds_and_removes_ports_and_networks_keeping_state() {
     let leases = |h: &Harness| h.switch.services().leases().count();
     respond(&mut h.switch, &io, h.now, &line).unwrap();
     assert_eq!(leases(&h), 1);
-    std::fs::write(&path, topo_with(&CACHE.replace("name = \"cache\"", "name = \"cache2\""))).unwrap();
+    std::fs::write(
+        &path,
+        topo_with(&CACHE.replace("name = \"cache\"", "name = \"cache2\"")),
+    )
+    .unwrap();
     let answer = respond(&mut h.switch, &io, h.now, &line).unwrap();
-    assert!(answer.contains(&format!("{all} connection(s) kept")), "{answer}");
-    assert!(answer.contains("ports added: cache2\nports removed: cache\n"), "{answer}");
+    assert!(
+        answer.contains(&format!("{all} connection(s) kept")),
+        "{answer}"
+    );
+    assert!(
+        answer.contains("ports added: cache2\nports removed: cache\n"),
+        "{answer}"
+    );
     assert!(!answer.contains("networks"), "{answer}");
     assert_eq!(leases(&h), 1, "cache2 has cache's MAC and address");
     let fdb = respond(&mut h.switch, &io, h.now, "fdb").unwrap();
     assert!(!fdb.contains("dev cache "), "{fdb}");
     std::fs::write(&path, TRACE_TOPO).unwrap();
     let answer = respond(&mut h.switch, &io, h.now, &line).unwrap();
-    assert!(answer.contains("ports removed: cache2, other\n"), "{answer}");
+    assert!(
+        answer.contains("ports removed: cache2, other\n"),
+        "{answer}"
+    );
     assert!(answer.contains("networks removed: back\n"), "{answer}");
     assert_eq!(leases(&h), 0);
     assert_eq!(tcp_conns(&mut h), 2);

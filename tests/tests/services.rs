@@ -62,7 +62,10 @@ fn udp_payload(frame: &[u8]) -> (Ipv4Addr, Ipv4Addr, u16, u16, Vec<u8>) {
 fn a_dhcp_client_gets_its_ipam_address() {
     let mut h = Harness::new("svc_dhcp", TOPO);
     let cache = mac("02:42:0a:0a:00:03");
-    let s = h.send("cache", &dhcp(cache, MessageType::Discover, None, ip("10.10.0.1")));
+    let s = h.send(
+        "cache",
+        &dhcp(cache, MessageType::Discover, None, ip("10.10.0.1")),
+    );
     assert_eq!(s.verdict, Verdict::Local);
     assert_eq!(s.ports(), ["cache"], "answered, not flooded");
     let (src, dst, sport, dport, payload) = udp_payload(&s.frames[0].1);

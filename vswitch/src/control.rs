@@ -66,9 +66,7 @@ pub fn capture(switch: &Switch, line: &str) -> Option<Result<CaptureSpec, String
 }
 
 fn capture_spec(switch: &Switch, words: Vec<&str>) -> Result<CaptureSpec, String> {
-    let (&name, mut rest) = words
-        .split_first()
-        .ok_or("capture needs a port name")?;
+    let (&name, mut rest) = words.split_first().ok_or("capture needs a port name")?;
     let port = switch
         .port_id(name)
         .ok_or_else(|| format!("no port named {name:?}"))?;

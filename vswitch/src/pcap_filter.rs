@@ -284,10 +284,16 @@ mod tests {
     fn errors_name_the_word() {
         let e = |t: &str| Filter::parse(t).unwrap_err().to_string();
         assert_eq!(e("tcpp"), "bad capture filter: unknown primitive \"tcpp\"");
-        assert_eq!(e("host 10.0.0"), "bad capture filter: \"10.0.0\" is not an IPv4 address");
+        assert_eq!(
+            e("host 10.0.0"),
+            "bad capture filter: \"10.0.0\" is not an IPv4 address"
+        );
         assert_eq!(e("port"), "bad capture filter: a port expected at the end");
         assert_eq!(e("(tcp"), "bad capture filter: \")\" expected at the end");
         assert_eq!(e("tcp udp"), "bad capture filter: unexpected \"udp\"");
-        assert_eq!(e("src tcp"), "bad capture filter: unknown primitive \"tcp\"");
+        assert_eq!(
+            e("src tcp"),
+            "bad capture filter: unknown primitive \"tcp\""
+        );
     }
 }

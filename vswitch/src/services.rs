@@ -119,12 +119,16 @@ impl Services {
     ) {
         for (i, server) in old.dhcp.iter().enumerate() {
             let to = networks.get(i).copied().flatten().map(usize::from);
-            if let (Some(server), Some(Some(new))) = (server, to.and_then(|j| self.dhcp.get_mut(j))) {
+            if let (Some(server), Some(Some(new))) = (server, to.and_then(|j| self.dhcp.get_mut(j)))
+            {
                 new.import(server.leases());
             }
         }
         for (id, mut p) in old.pending.drain() {
-            let network = networks.get(usize::from(p.asker.network)).copied().flatten();
+            let network = networks
+                .get(usize::from(p.asker.network))
+                .copied()
+                .flatten();
             if let (Some(network), Some(port)) = (network, port(p.asker.port)) {
                 p.asker.network = network;
                 p.asker.port = port;

@@ -130,7 +130,11 @@ pub fn run(
     metrics: Option<&MetricsServer>,
     stop: RawFd,
 ) -> io::Result<IoStats> {
-    let listeners = [Some((stop, STOP)), Some((control.fd(), CONTROL)), metrics.map(|m| (m.fd(), METRICS))];
+    let listeners = [
+        Some((stop, STOP)),
+        Some((control.fd(), CONTROL)),
+        metrics.map(|m| (m.fd(), METRICS)),
+    ];
     let mut poll = register(&lab.devices, &listeners)?;
 
     let origin = Instant::now();
@@ -242,7 +246,9 @@ pub fn run(
         if !captures.is_empty() {
             captures.flush();
             for end in captures.take_ended() {
-                let _ = poll.registry().deregister(&mut SourceFd(&end.sink.as_raw_fd()));
+                let _ = poll
+                    .registry()
+                    .deregister(&mut SourceFd(&end.sink.as_raw_fd()));
                 watched.retain(|&id| id != end.id);
                 tracing::info!(
                     "capture on port {} ended: {} frame(s) written, {} dropped",
@@ -323,8 +329,11 @@ fn watch_new(
     for (id, sink) in captures.sinks() {
         if !watched.contains(&id) {
             let token = Token(CAPTURES + id as usize);
-            poll.registry()
-                .register(&mut SourceFd(&sink.as_raw_fd()), token, Interest::READABLE)?;
+            poll.registry().register(
+                &mut SourceFd(&sink.as_raw_fd()),
+                token,
+                Interest::READABLE,
+            )?;
             watched.push(id);
         }
     }

@@ -229,7 +229,8 @@ impl Lab {
             let n = &c.networks[p.network_index];
             (n.subnet, n.gateway, n.driver)
         };
-        let unchanged = (was.mac, was.mtu, was.ip, was.dhcp) == (port.mac, port.mtu, port.ip, port.dhcp)
+        let unchanged = (was.mac, was.mtu, was.ip, was.dhcp)
+            == (port.mac, port.mtu, port.ip, port.dhcp)
             && net(&self.config, was) == net(config, port);
         if port.kind != PortKind::Tap || unchanged {
             return Ok(());
@@ -264,7 +265,9 @@ impl Lab {
         self.taps_made += 1;
         let tap = Tap::create(&host_name).map_err(|e| err(e.to_string()))?;
         ip(&["link", "set", "dev", &host_name, "netns", netns])?;
-        ip(&["-n", netns, "link", "set", "dev", &host_name, "name", "eth0"])?;
+        ip(&[
+            "-n", netns, "link", "set", "dev", &host_name, "name", "eth0",
+        ])?;
         self.configure_tap(config, port, netns)?;
         Ok(tap)
     }

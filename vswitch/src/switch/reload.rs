@@ -85,9 +85,10 @@ impl Switch {
         let nets = network_map(&self.config, &next.config);
         let ports = port_map(&self.config, &next.config, &nets);
         for (domain, mac, e) in self.fdb.iter() {
-            let (Some(&Some(network)), Some(&Some(port))) =
-                (nets.get(usize::from(domain.network)), ports.get(e.port.index()))
-            else {
+            let (Some(&Some(network)), Some(&Some(port))) = (
+                nets.get(usize::from(domain.network)),
+                ports.get(e.port.index()),
+            ) else {
                 continue;
             };
             if !e.is_static {
@@ -106,8 +107,9 @@ impl Switch {
             }
         }
         next.firewall.take_connections(&mut self.firewall);
-        next.services
-            .take_state(&mut self.services, &nets, |p| ports.get(p.index()).copied().flatten());
+        next.services.take_state(&mut self.services, &nets, |p| {
+            ports.get(p.index()).copied().flatten()
+        });
         let mut summary = Reloaded {
             connections: next.firewall.conntrack().len(),
             ..Reloaded::default()
