@@ -1,6 +1,7 @@
 //! The `vswitch` command: argument parsing and output formatting. Everything
 //! else lives in the `vswitch` library.
 
+mod capture;
 mod check;
 mod remote;
 mod replay;
@@ -41,12 +42,20 @@ enum Command {
         #[arg(long, short = 'c')]
         config: PathBuf,
     },
-    /// Send one described packet through the pipeline offline and print
-    /// every step: parse, conntrack, each rule, routing, FDB, egress.
+    /// Send one described packet through the pipeline and print every
+    /// step: parse, conntrack, each rule, routing, FDB, egress. Offline
+    /// with --config; with --socket (or --name) through the running
+    /// switch's live state, sending nothing and changing nothing.
     Trace {
-        /// The topology file.
-        #[arg(long, short = 'c')]
-        config: PathBuf,
+        /// The topology file (offline).
+        #[arg(long, short = 'c', required_unless_present_any = ["socket", "name"], conflicts_with_all = ["socket", "name"])]
+        config: Option<PathBuf>,
+        /// Ask the running switch (its control socket) instead.
+        #[arg(long)]
+        socket: bool,
+        /// The running switch to ask (default: the only one); implies --socket.
+        #[arg(long)]
+        name: Option<String>,
         /// The port the packet comes in by.
         #[arg(long = "in")]
         port: String,
@@ -92,6 +101,9 @@ enum Command {
     Rules(remote::Rules),
     /// The running switch's connection table, `conntrack -L` style.
     Conntrack(remote::Conntrack),
+    /// Write the frames a running switch receives and sends on a port to
+    /// a pcap file, or to stdout with `-w -` (`| tcpdump -r -`).
+    Capture(capture::Capture),
 }
 
 fn main() -> ExitCode {
@@ -116,11 +128,19 @@ fn main() -> ExitCode {
         Command::Run { config, metrics } => run::run(&config, metrics),
         Command::Check { config } => check::check(&config),
         Command::Trace {
-            config,
+            config: Some(config),
             port,
             packet,
             json,
+            ..
         } => trace::trace(&config, &port, &packet, json),
+        Command::Trace {
+            name,
+            port,
+            packet,
+            json,
+            ..
+        } => remote::ask_switch(name.as_deref(), json, &format!("trace {port} {packet}")),
         Command::Replay {
             config,
             port,
@@ -133,5 +153,6 @@ fn main() -> ExitCode {
         Command::Reload { config, target } => remote::reload(&target, &config),
         Command::Rules(r) => remote::ask(&r.target, &r.request()),
         Command::Conntrack(c) => remote::ask(&c.target, &c.request()),
+        Command::Capture(c) => capture::capture(&c),
     }
 }

@@ -138,12 +138,18 @@ pub fn reload(t: &Target, config: &Path) -> ExitCode {
 }
 
 pub fn ask(t: &Target, request: &str) -> ExitCode {
-    let line = if t.json {
+    ask_switch(t.name.as_deref(), t.json, request)
+}
+
+/// Sends `request` to the switch `name` (or the only one running) and
+/// prints its answer, as JSON if `json`.
+pub fn ask_switch(name: Option<&str>, json: bool, request: &str) -> ExitCode {
+    let line = if json {
         format!("{request} --json")
     } else {
         request.to_owned()
     };
-    match control::request(t.name.as_deref(), &line) {
+    match control::request(name, &line) {
         Ok(body) => {
             print!("{body}");
             ExitCode::SUCCESS

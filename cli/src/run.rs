@@ -63,13 +63,7 @@ pub fn run(path: &Path, metrics: Option<SocketAddr>) -> ExitCode {
     if let Err(e) = notify::ready() {
         tracing::warn!("cannot notify readiness: {e}");
     }
-    let result = datapath::run(
-        &mut switch,
-        &lab.devices,
-        &control,
-        metrics.as_ref(),
-        stop.fd(),
-    );
+    let result = datapath::run(&mut switch, &mut lab, &control, metrics.as_ref(), stop.fd());
     lab.teardown();
     match result {
         Ok(_) => ExitCode::SUCCESS,

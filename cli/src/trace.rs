@@ -14,9 +14,7 @@ pub fn trace(path: &Path, port: &str, packet: &str, json: bool) -> ExitCode {
             ExitCode::SUCCESS
         }
         Ok(t) => {
-            for (i, step) in t.steps.iter().enumerate() {
-                println!("{:>3}  {step}", i + 1);
-            }
+            print!("{}", t.to_text());
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -373,3 +373,135 @@ fn reload_adds_a_rule_while_a_connection_keeps_flowing() {
     assert!(rules.contains("--dport 6000 -j ACCEPT"), "{rules}");
     assert!(sw.stop().success());
 }
+
+/// web and db on front, plus whatever `extra` adds; icmp and port 5432
+/// may cross.
+fn ports_topo(name: &str, extra: &str) -> String {
+    format!(
+        r#"
+[switch]
+name = "{name}"
+
+[[network]]
+name = "front"
+subnet = "10.73.0.0/24"
+
+[[port]]
+name = "web"
+network = "front"
+netns = "{name}-web"
+ip = "10.73.0.2"
+
+[[port]]
+name = "db"
+network = "front"
+netns = "{name}-db"
+ip = "10.73.0.3"
+{extra}
+[rules]
+text = """
+*filter
+:FORWARD DROP [0:0]
+-A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A FORWARD -p tcp -m tcp --dport 5432 -j ACCEPT
+-A FORWARD -p icmp -j ACCEPT
+COMMIT
+"""
+"#
+    )
+}
+
+fn reload(name: &str, config: &Path) -> String {
+    let out = std::process::Command::new(BIN)
+        .args(["reload", "--name", name, "--config"])
+        .arg(config)
+        .output()
+        .expect("reload");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn reload_adds_and_removes_a_port_while_a_connection_keeps_flowing() {
+    if e2e::skip("reload_adds_and_removes_a_port_while_a_connection_keeps_flowing") {
+        return;
+    }
+    let _g = e2e::serial();
+    let name = "rl-e2e";
+    let (web, db, new) = (
+        format!("{name}-web"),
+        format!("{name}-db"),
+        format!("{name}-new"),
+    );
+    e2e::remove_netns(&[&web, &db, &new]);
+    let sw = Running::start(Path::new(BIN), name, &ports_topo(name, ""));
+    let server = echo_server(&db, "10.73.0.3:5432", 1);
+    std::thread::sleep(Duration::from_millis(200));
+    // A connection that keeps exchanging lines until told to stop; it
+    // reports how many round trips it made.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let client = {
+        let (stop, done) = (stop.clone(), done.clone());
+        e2e::in_netns(&web, move || {
+            let addr: SocketAddr = "10.73.0.3:5432".parse().expect("address");
+            let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+            s.set_read_timeout(Some(Duration::from_secs(5)))
+                .expect("timeout");
+            let mut buf = [0u8; 4];
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                s.write_all(b"ping").expect("write");
+                s.read_exact(&mut buf).expect("echo");
+                assert_eq!(&buf, b"ping");
+                done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    let round_trips = || done.load(std::sync::atomic::Ordering::SeqCst);
+    let progressed = |since: usize| {
+        for _ in 0..100 {
+            if round_trips() > since + 5 {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    };
+    assert!(progressed(0), "no exchange before the reload");
+
+    let dir = std::env::temp_dir().join(format!("vswitch-e2e-{name}"));
+    let added = dir.join("added.toml");
+    let port = format!(
+        "\n[[port]]\nname = \"new\"\nnetwork = \"front\"\nnetns = \"{new}\"\nip = \"10.73.0.4\"\n"
+    );
+    std::fs::write(&added, ports_topo(name, &port)).expect("write config");
+    let answer = reload(name, &added);
+    assert!(answer.contains("ports added: new\n"), "{answer}");
+    assert!(answer.contains("1 connection(s) kept"), "{answer}");
+    assert!(e2e::netns_list().contains(&new), "no namespace {new}");
+    assert!(e2e::ping(&new, "10.73.0.3", &[]), "new cannot reach db");
+    assert!(
+        progressed(round_trips()),
+        "the connection stalled after adding"
+    );
+
+    std::fs::write(&added, ports_topo(name, "")).expect("write config");
+    let answer = reload(name, &added);
+    assert!(answer.contains("ports removed: new\n"), "{answer}");
+    assert!(!e2e::netns_list().contains(&new), "{new} left behind");
+    assert!(
+        progressed(round_trips()),
+        "the connection stalled after removing"
+    );
+
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    client.join().expect("client");
+    let _ = server.join();
+    assert!(sw.stop().success());
+    assert!(!e2e::netns_list().contains(&web));
+}

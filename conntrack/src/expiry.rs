@@ -16,6 +16,7 @@ const NANOS_PER_SEC: u64 = 1_000_000_000;
 /// The slot of an entry not in the wheel (a tentative one).
 pub(crate) const NOT_FILED: u16 = u16::MAX;
 
+#[derive(Clone)]
 pub(crate) struct Wheel {
     slots: Box<[Vec<u32>]>,
     /// The last tick (whole seconds) whose slot has been processed.

@@ -86,6 +86,15 @@ impl<E> Entry<E> {
         }
     }
 
+    /// For TCP, the (sequence, acknowledgment) numbers of the next segment
+    /// in `dir`.
+    pub fn tcp_next_seq(&self, dir: Dir) -> Option<(u32, u32)> {
+        match &self.proto {
+            Proto::Tcp(c) => Some(c.next_seq(dir)),
+            _ => None,
+        }
+    }
+
     /// When the entry times out, on the caller's clock.
     pub fn expires(&self) -> Duration {
         Duration::from_nanos(self.expires)
@@ -120,6 +129,7 @@ impl<E> Entry<E> {
 type Slot<E> = Option<Entry<E>>;
 
 /// The connection table. See the crate documentation.
+#[derive(Clone)]
 pub struct Conntrack<E> {
     pub(crate) config: Config,
     pub(crate) slots: Vec<Slot<E>>,

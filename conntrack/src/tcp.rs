@@ -271,6 +271,15 @@ impl TcpConn {
         }
     }
 
+    /// The sequence number a segment sent in `dir` carries next, and the
+    /// acknowledgment number: what each side has sent so far.
+    pub fn next_seq(&self, dir: Dir) -> (u32, u32) {
+        (
+            self.seen[dir.index()].end,
+            self.seen[dir.opposite().index()].end,
+        )
+    }
+
     pub fn state(&self) -> TcpState {
         self.state
     }

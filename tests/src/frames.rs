@@ -11,6 +11,8 @@ use packet::ipv4::{protocol, Ipv4Repr};
 use packet::tcp::{TcpFlags, TcpRepr};
 use packet::udp::UdpPacket;
 use packet::{MacAddr, VlanId};
+use vswitch::dhcp::message::Op;
+use vswitch::dhcp::{DhcpRepr, MessageType};
 
 pub fn mac(s: &str) -> MacAddr {
     s.parse().expect("test MAC")
@@ -155,4 +157,24 @@ pub fn tcp(
     repr.emit_v4(&mut t, src.1, dst.1);
     let ip = ipv4(src.1, dst.1, protocol::TCP, 64, &t);
     ether(dst.0, src.0, ethertype::IPV4, &ip)
+}
+
+/// A DHCP client's broadcast of message `ty`; `requested` also names
+/// `server` as the server chosen, as a REQUEST does.
+pub fn dhcp(
+    client: MacAddr,
+    ty: MessageType,
+    requested: Option<Ipv4Addr>,
+    server: Ipv4Addr,
+) -> Vec<u8> {
+    let mut m = DhcpRepr::new(Op::BootRequest, ty, 0x1234_5678, client);
+    m.requested_ip = requested;
+    m.server_id = requested.map(|_| server);
+    let mut b = vec![0; m.buffer_len()];
+    m.emit(&mut b);
+    udp(
+        (client, Ipv4Addr::UNSPECIFIED, 68),
+        (MacAddr::BROADCAST, Ipv4Addr::BROADCAST, 67),
+        &b,
+    )
 }

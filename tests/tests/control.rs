@@ -240,9 +240,257 @@ fn reload_takes_new_rules_and_keeps_connections() {
     let kept = respond(&mut h.switch, &io, h.now, "rules -S").unwrap();
     assert_eq!(kept, saved);
 
-    // Ports are devices: changing them is refused.
-    std::fs::write(&path, TOPO.replace("10.10.0.3", "10.10.0.4")).unwrap();
+    // [switch] cannot change in place: refused, naming it.
+    std::fs::write(&path, format!("[switch]\nname = \"other\"\n{TOPO}")).unwrap();
     let err = respond(&mut h.switch, &io, h.now, &line).unwrap_err();
-    assert!(err.contains("reload applies rules only"), "{err}");
+    assert!(
+        err.ends_with("reload cannot change [switch] of a running switch; restart it for that"),
+        "{err}"
+    );
     assert_eq!(h.switch.firewall().conntrack().len(), 1);
+}
+
+const TRACE_TOPO: &str = r#"
+[[network]]
+name = "front"
+subnet = "10.10.0.0/24"
+
+[[port]]
+name = "web"
+network = "front"
+ip = "10.10.0.2"
+
+[[port]]
+name = "db"
+network = "front"
+ip = "10.10.0.3"
+
+[rules]
+text = """
+*filter
+:FORWARD DROP [0:0]
+-A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A FORWARD -p tcp --dport 5432 --syn -j ACCEPT
+COMMIT
+"""
+"#;
+
+/// Everything a trace could disturb, as the control socket shows it.
+fn state(h: &mut Harness) -> Vec<String> {
+    let io = IoStats::default();
+    ["conntrack -L", "rules -S -c", "stats", "fdb"]
+        .iter()
+        .map(|r| respond(&mut h.switch, &io, h.now, r).unwrap())
+        .collect()
+}
+
+#[test]
+fn live_trace_reads_the_running_state_and_changes_nothing() {
+    use vswitch_tests::frames::{tcp, Seg};
+    let mut h = Harness::new("live-trace", TRACE_TOPO);
+    let io = IoStats::default();
+    let web = (
+        mac("02:42:0a:0a:00:02"),
+        "10.10.0.2".parse().unwrap(),
+        40000,
+    );
+    let db = (mac("02:42:0a:0a:00:03"), "10.10.0.3".parse().unwrap(), 5432);
+    h.send("db", &tcp(db, web, Seg::ack(1, 1), b"")); // db's MAC learned
+    h.send("web", &tcp(web, db, Seg::syn(100), b""));
+    h.send("db", &tcp(db, web, Seg::syn_ack(500, 101), b""));
+    h.send("web", &tcp(web, db, Seg::ack(101, 501), b""));
+    let before = state(&mut h);
+
+    // The connection's next packet: ESTABLISHED, to db, by the first rule.
+    let line = "trace web tcp 10.10.0.2:40000 -> 10.10.0.3:5432 ack --json";
+    let json = respond(&mut h.switch, &io, h.now, line).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let steps: Vec<&str> = v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    // Its numbers follow the connection: web sent up to 101, db up to 501.
+    assert_eq!(
+        steps[0],
+        "spec: seq 101 ack 501: the next segment of the connection the switch tracks"
+    );
+    assert!(
+        steps
+            .iter()
+            .any(|s| s.starts_with("conntrack: ESTABLISHED")),
+        "{steps:#?}"
+    );
+    assert_eq!(v["verdict"], "accept");
+    assert_eq!(v["egress"][0]["port"], "db");
+    assert_eq!(state(&mut h), before, "a live trace changed the switch");
+
+    // Numbers given are kept: far outside the window, the packet is
+    // INVALID, and the trace says a connection exists.
+    let text = respond(
+        &mut h.switch,
+        &io,
+        h.now,
+        "trace web tcp 10.10.0.2:40000 -> 10.10.0.3:5432 ack seq 900000000 ack 501",
+    )
+    .unwrap();
+    assert!(
+        text.contains("conntrack: INVALID (outside the tracked connection's window or state)"),
+        "{text}"
+    );
+    assert!(text.contains("verdict: dropped"), "{text}");
+
+    // An offline trace of the same packet knows no connection: an ACK
+    // that opens nothing matches neither rule, and the policy drops it.
+    let offline = vswitch::trace::trace(
+        h.switch.config(),
+        "web",
+        "tcp 10.10.0.2:40000 -> 10.10.0.3:5432 ack",
+    )
+    .unwrap();
+    assert_eq!(offline.outcome(), vswitch::config::Verdict::Drop);
+
+    // A new connection traced: NEW and accepted, but not tracked after.
+    let text = respond(
+        &mut h.switch,
+        &io,
+        h.now,
+        "trace web tcp 10.10.0.2:40001 -> 10.10.0.3:5432 syn",
+    )
+    .unwrap();
+    assert!(text.contains("conntrack: NEW"), "{text}");
+    assert!(
+        text.trim_end().ends_with("verdict: forwarded to db"),
+        "{text}"
+    );
+    assert!(text.starts_with("  1  in: port web"), "{text}");
+    assert_eq!(state(&mut h), before, "a live trace changed the switch");
+
+    assert_eq!(
+        respond(
+            &mut h.switch,
+            &io,
+            h.now,
+            "trace nope tcp 1.2.3.4:1 -> 1.2.3.5:2"
+        ),
+        Err("no port named \"nope\"".into())
+    );
+}
+
+/// TRACE_TOPO plus `extra` ports and networks.
+fn topo_with(extra: &str) -> String {
+    let (head, rules) = TRACE_TOPO.split_at(TRACE_TOPO.find("[rules]").unwrap());
+    format!("{head}{extra}\n{rules}")
+}
+
+const CACHE: &str = r#"
+[[port]]
+name = "cache"
+network = "front"
+ip = "dhcp"
+
+[[network]]
+name = "back"
+subnet = "10.20.0.0/24"
+
+[[port]]
+name = "other"
+network = "back"
+ip = "10.20.0.2"
+"#;
+
+#[test]
+fn reload_adds_and_removes_ports_and_networks_keeping_state() {
+    use vswitch::dhcp::MessageType;
+    use vswitch_tests::frames::{dhcp, tcp, Seg};
+    let mut h = Harness::new("reload-ports", TRACE_TOPO);
+    let io = IoStats::default();
+    let web = (
+        mac("02:42:0a:0a:00:02"),
+        "10.10.0.2".parse().unwrap(),
+        40000,
+    );
+    let db = (mac("02:42:0a:0a:00:03"), "10.10.0.3".parse().unwrap(), 5432);
+    h.send("web", &tcp(web, db, Seg::syn(100), b""));
+    h.send("db", &tcp(db, web, Seg::syn_ack(500, 101), b""));
+    h.send("web", &tcp(web, db, Seg::ack(101, 501), b""));
+    let dir = std::env::temp_dir().join("vswitch-reload-ports-test");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("topo.toml");
+    let line = format!("reload {}", path.display());
+
+    // Added: a port on front (its address from DHCP) and a network with a port.
+    std::fs::write(&path, topo_with(CACHE)).unwrap();
+    let answer = respond(&mut h.switch, &io, h.now, &line).unwrap();
+    assert!(
+        answer.contains("rules applied, 1 connection(s) kept\n"),
+        "{answer}"
+    );
+    assert!(answer.contains("ports added: cache, other\n"), "{answer}");
+    assert!(answer.contains("networks added: back\n"), "{answer}");
+    assert!(!answer.contains("removed"), "{answer}");
+    let names: Vec<&str> = h.switch.ports().iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["web", "db", "cache", "other"]);
+    // The connection goes on, ESTABLISHED, its counters kept.
+    let s = h.send("web", &tcp(web, db, Seg::ack(101, 501), b"more"));
+    assert_eq!(s.ports(), ["db"]);
+    assert_eq!(h.stats("web").rx_packets, 3);
+    let fdb = respond(&mut h.switch, &io, h.now, "fdb").unwrap();
+    assert!(
+        fdb.contains("02:42:0a:0a:00:03 dev db master front"),
+        "{fdb}"
+    );
+    // The new port leases its address, and reaches db once it has.
+    let cache = mac("02:42:0a:0a:00:04");
+    let gw = "10.10.0.1".parse().unwrap();
+    let cache_ip = "10.10.0.4".parse().unwrap();
+    let s = h.send(
+        "cache",
+        &dhcp(cache, MessageType::Request, Some(cache_ip), gw),
+    );
+    assert_eq!(s.ports(), ["cache"]);
+    let syn = tcp((cache, cache_ip, 41000), db, Seg::syn(7), b"");
+    assert_eq!(h.send("cache", &syn).ports(), ["db"]);
+    let tcp_conns = |h: &mut Harness| {
+        let list = respond(&mut h.switch, &io, h.now, "conntrack -L -p tcp").unwrap();
+        list.lines().count()
+    };
+    assert_eq!(tcp_conns(&mut h), 2);
+    let all = h.switch.firewall().conntrack().len();
+
+    // Reloading the same file keeps the lease; removing cache drops it and
+    // its FDB entry, and keeps both connections and everything else.
+    let leases = |h: &Harness| h.switch.services().leases().count();
+    respond(&mut h.switch, &io, h.now, &line).unwrap();
+    assert_eq!(leases(&h), 1);
+    std::fs::write(
+        &path,
+        topo_with(&CACHE.replace("name = \"cache\"", "name = \"cache2\"")),
+    )
+    .unwrap();
+    let answer = respond(&mut h.switch, &io, h.now, &line).unwrap();
+    assert!(
+        answer.contains(&format!("{all} connection(s) kept")),
+        "{answer}"
+    );
+    assert!(
+        answer.contains("ports added: cache2\nports removed: cache\n"),
+        "{answer}"
+    );
+    assert!(!answer.contains("networks"), "{answer}");
+    assert_eq!(leases(&h), 1, "cache2 has cache's MAC and address");
+    let fdb = respond(&mut h.switch, &io, h.now, "fdb").unwrap();
+    assert!(!fdb.contains("dev cache "), "{fdb}");
+    std::fs::write(&path, TRACE_TOPO).unwrap();
+    let answer = respond(&mut h.switch, &io, h.now, &line).unwrap();
+    assert!(
+        answer.contains("ports removed: cache2, other\n"),
+        "{answer}"
+    );
+    assert!(answer.contains("networks removed: back\n"), "{answer}");
+    assert_eq!(leases(&h), 0);
+    assert_eq!(tcp_conns(&mut h), 2);
+    let s = h.send("db", &tcp(db, web, Seg::ack(501, 105), b"back"));
+    assert_eq!(s.ports(), ["web"]);
 }

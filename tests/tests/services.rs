@@ -7,10 +7,9 @@ use packet::icmpv4::{msg, Icmpv4Packet};
 use packet::ipv4::Ipv4Packet;
 use packet::udp::UdpPacket;
 use packet::{MacAddr, Parsed};
-use vswitch::dhcp::message::Op;
 use vswitch::dhcp::{DhcpRepr, MessageType};
 use vswitch::{DropReason, Verdict};
-use vswitch_tests::frames::{mac, udp};
+use vswitch_tests::frames::{dhcp, mac, udp};
 use vswitch_tests::harness::Harness;
 
 const TOPO: &str = r#"
@@ -59,24 +58,14 @@ fn udp_payload(frame: &[u8]) -> (Ipv4Addr, Ipv4Addr, u16, u16, Vec<u8>) {
     )
 }
 
-fn dhcp(client: MacAddr, ty: MessageType, requested: Option<Ipv4Addr>) -> Vec<u8> {
-    let mut m = DhcpRepr::new(Op::BootRequest, ty, 0x1234_5678, client);
-    m.requested_ip = requested;
-    m.server_id = requested.map(|_| ip("10.10.0.1"));
-    let mut b = vec![0; m.buffer_len()];
-    m.emit(&mut b);
-    udp(
-        (client, Ipv4Addr::UNSPECIFIED, 68),
-        (MacAddr::BROADCAST, Ipv4Addr::BROADCAST, 67),
-        &b,
-    )
-}
-
 #[test]
 fn a_dhcp_client_gets_its_ipam_address() {
     let mut h = Harness::new("svc_dhcp", TOPO);
     let cache = mac("02:42:0a:0a:00:03");
-    let s = h.send("cache", &dhcp(cache, MessageType::Discover, None));
+    let s = h.send(
+        "cache",
+        &dhcp(cache, MessageType::Discover, None, ip("10.10.0.1")),
+    );
     assert_eq!(s.verdict, Verdict::Local);
     assert_eq!(s.ports(), ["cache"], "answered, not flooded");
     let (src, dst, sport, dport, payload) = udp_payload(&s.frames[0].1);
@@ -95,7 +84,12 @@ fn a_dhcp_client_gets_its_ipam_address() {
 
     let s = h.send(
         "cache",
-        &dhcp(cache, MessageType::Request, Some(ip("10.10.0.3"))),
+        &dhcp(
+            cache,
+            MessageType::Request,
+            Some(ip("10.10.0.3")),
+            ip("10.10.0.1"),
+        ),
     );
     let ack = DhcpRepr::parse(&udp_payload(&s.frames[0].1).4).unwrap();
     assert_eq!(
@@ -107,7 +101,12 @@ fn a_dhcp_client_gets_its_ipam_address() {
     // A MAC the switch does not know gets no offer.
     let s = h.send(
         "cache",
-        &dhcp(mac("02:00:00:00:00:99"), MessageType::Discover, None),
+        &dhcp(
+            mac("02:00:00:00:00:99"),
+            MessageType::Discover,
+            None,
+            ip("10.10.0.1"),
+        ),
     );
     assert_eq!(s.verdict, Verdict::Local);
     assert!(s.frames.is_empty());

@@ -1,7 +1,8 @@
 //! Requests a running switch answers over its control socket, rendered here
 //! without any I/O so they can be tested directly. A request is one line of
-//! words, like the command line that sent it (`fdb --json`); the answer is
-//! text or JSON, or an error sentence.
+//! words, like the command line that sent it (`fdb --json`, `trace web tcp
+//! 10.0.0.2:1 -> 10.0.0.3:2 syn`); the answer is text or JSON, or an error
+//! sentence.
 
 mod conntrack;
 mod rules;
@@ -12,9 +13,13 @@ use std::path::Path;
 use serde_json::json;
 
 use crate::config;
+use crate::live_capture::CaptureSpec;
+use crate::pcap;
+use crate::pcap_filter::Filter;
 use crate::stats::IoStats;
-use crate::switch::Switch;
+use crate::switch::{Reloaded, Switch};
 use crate::time::Timestamp;
+use crate::trace;
 
 /// Largest request accepted; anything longer is refused, not buffered.
 pub const MAX_REQUEST: usize = 64 * 1024;
@@ -26,10 +31,8 @@ pub fn respond(
     now: Timestamp,
     line: &str,
 ) -> Result<String, String> {
-    if let Some(path) = line.trim().strip_prefix("reload ") {
-        // The rest of the line is the path; a --json the client adds is moot.
-        let path = path.trim().trim_end_matches("--json").trim_end();
-        return reload(switch, Path::new(path));
+    if let Some(path) = reload_path(line) {
+        return reload(switch, path);
     }
     let words: Vec<&str> = line.split_whitespace().collect();
     let json = words.contains(&"--json");
@@ -39,22 +42,101 @@ pub fn respond(
         ["stats"] => Ok(stats(switch, io, json)),
         ["rules", opts @ ..] => rules::respond(switch.firewall_mut().rules_mut(), opts, json),
         ["conntrack", opts @ ..] => conntrack::respond(switch.firewall_mut(), now, opts, json),
+        ["trace", port, spec @ ..] => {
+            let t = trace::trace_live(switch, now, port, &spec.join(" "))?;
+            Ok(match json {
+                true => format!("{}\n", t.to_json()),
+                false => t.to_text(),
+            })
+        }
         [] => Err("empty request".into()),
         [cmd, ..] => Err(format!("unknown request {cmd:?}")),
     }
 }
 
-/// Applies the rules of the config at `path`; conntrack, the FDB and DHCP
-/// leases stay. The config is checked as `vswitch check` does, and refused
-/// whole on any error.
+/// The capture a `capture PORT [-s SNAPLEN] [-c COUNT] [FILTER...]`
+/// request asks for; `None` when the line is another request. The I/O
+/// layer answers `ok` and then streams the pcap on the same connection.
+pub fn capture(switch: &Switch, line: &str) -> Option<Result<CaptureSpec, String>> {
+    let mut words = line.split_whitespace();
+    if words.next() != Some("capture") {
+        return None;
+    }
+    Some(capture_spec(switch, words.collect()))
+}
+
+fn capture_spec(switch: &Switch, words: Vec<&str>) -> Result<CaptureSpec, String> {
+    let (&name, mut rest) = words.split_first().ok_or("capture needs a port name")?;
+    let port = switch
+        .port_id(name)
+        .ok_or_else(|| format!("no port named {name:?}"))?;
+    let mut spec = CaptureSpec {
+        port,
+        filter: Filter::default(),
+        snaplen: pcap::SNAPLEN,
+        count: None,
+    };
+    loop {
+        match rest {
+            ["-s", n, more @ ..] => {
+                spec.snaplen = match n.parse() {
+                    Ok(0) => pcap::SNAPLEN,
+                    Ok(n) => n,
+                    Err(_) => return Err(format!("-s {n}: not a byte count")),
+                };
+                rest = more;
+            }
+            ["-c", n, more @ ..] => {
+                spec.count = Some(
+                    n.parse()
+                        .ok()
+                        .filter(|&c| c > 0)
+                        .ok_or_else(|| format!("-c {n}: not a frame count"))?,
+                );
+                rest = more;
+            }
+            _ => break,
+        }
+    }
+    spec.filter = Filter::parse(&rest.join(" ")).map_err(|e| e.to_string())?;
+    Ok(spec)
+}
+
+/// The config path of a `reload PATH` request.
+pub fn reload_path(line: &str) -> Option<&Path> {
+    let path = line.trim().strip_prefix("reload ")?;
+    // The rest of the line is the path; a --json the client adds is moot.
+    Some(Path::new(path.trim().trim_end_matches("--json").trim_end()))
+}
+
+/// Applies the config at `path` to a switch without devices; conntrack,
+/// the FDB and DHCP leases stay. The config is checked as `vswitch check`
+/// does, and refused whole on any error. The I/O layer, which has devices
+/// to change, does the same in two steps around its own.
 fn reload(switch: &mut Switch, path: &Path) -> Result<String, String> {
     let cfg = config::load(path).map_err(|e| e.to_string())?;
-    switch.reload(&cfg).map_err(|e| e.to_string())?;
-    Ok(format!(
+    let done = switch.reload(&cfg).map_err(|e| e.to_string())?;
+    Ok(reloaded(path, &done))
+}
+
+/// The answer to a reload that was applied.
+pub fn reloaded(path: &Path, r: &Reloaded) -> String {
+    let mut s = format!(
         "reloaded {}: rules applied, {} connection(s) kept\n",
         path.display(),
-        switch.firewall().conntrack().len()
-    ))
+        r.connections
+    );
+    for (what, names) in [
+        ("ports added", &r.ports_added),
+        ("ports removed", &r.ports_removed),
+        ("networks added", &r.networks_added),
+        ("networks removed", &r.networks_removed),
+    ] {
+        if !names.is_empty() {
+            let _ = writeln!(s, "{what}: {}", names.join(", "));
+        }
+    }
+    s
 }
 
 /// The MAC table, `bridge fdb show` style.

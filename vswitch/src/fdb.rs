@@ -59,6 +59,7 @@ pub enum Learned {
     Full,
 }
 
+#[derive(Clone)]
 pub struct Fdb {
     /// foldhash, randomly seeded per table: SipHash was a third of the
     /// cost of forwarding a frame.

@@ -86,6 +86,7 @@ impl Pass {
     }
 }
 
+#[derive(Clone)]
 pub struct Firewall {
     rules: Ruleset,
     /// On while a packet is traced: every step, rule by rule.
@@ -193,6 +194,13 @@ impl Firewall {
     /// Replaces the ruleset; its new generation retires every cached path.
     pub fn set_rules(&mut self, rules: Ruleset) {
         self.rules = rules;
+    }
+
+    /// Takes `old`'s connections and NAT port choices (a reload); `old`
+    /// is left with this firewall's empty table.
+    pub fn take_connections(&mut self, old: &mut Firewall) {
+        std::mem::swap(&mut self.conns, &mut old.conns);
+        std::mem::swap(&mut self.nat_rng, &mut old.nat_rng);
     }
 
     pub fn conntrack(&self) -> &Conntrack<FlowCache> {
@@ -596,7 +604,14 @@ impl Firewall {
                 state,
                 ..CtInfo::default()
             };
-            self.note(|| format!("conntrack: {} (no connection)", state_name(state)));
+            let known = self.journal.is_some() && self.conns.lookup(&pkt.tuple).is_some();
+            self.note(|| match known {
+                true => format!(
+                    "conntrack: {} (outside the tracked connection's window or state)",
+                    state_name(state)
+                ),
+                false => format!("conntrack: {} (no connection)", state_name(state)),
+            });
             return;
         };
         let Some(e) = self.conns.get(id) else {

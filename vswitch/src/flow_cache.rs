@@ -14,12 +14,12 @@ use conntrack::Dir;
 use crate::netfilter::{Iface, Ruleset, Step, Table, Trace};
 
 /// What a conntrack entry carries for the cache.
-#[derive(Default, Debug)]
+#[derive(Clone, Default, Debug)]
 pub struct FlowCache {
     dirs: [Option<Box<Cached>>; 2],
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Cached {
     generation: u64,
     iif: Iface,

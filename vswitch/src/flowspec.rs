@@ -10,7 +10,8 @@
 //! - `hex 0242...`: a whole frame.
 //!
 //! Options: `vlan N`, `src-mac M`, `dst-mac M`, `ttl N`, `len N` (payload
-//! bytes). MACs not given are those the topology implies: the ingress
+//! bytes), and for tcp `seq N` and `ack N` (the acknowledgment number; it
+//! sets the ACK flag). MACs not given are those the topology implies: the ingress
 //! port's own, and the destination port's when it shares the network, else
 //! the gateway's (the packet is routed).
 
@@ -106,8 +107,16 @@ pub fn build(spec: &str, config: &Config, from: &str) -> Result<Vec<u8>, String>
         ));
     }
     let mut o = Options::default();
-    let mut words = opts.iter();
+    let mut words = opts.iter().peekable();
     while let Some(w) = words.next() {
+        if *w == "ack" {
+            if let Some(n) = words.peek().and_then(|n| n.parse::<u32>().ok()) {
+                words.next();
+                o.ack = Some(n);
+                o.words.push("ack");
+                continue;
+            }
+        }
         let mut value = |what: &str| {
             words
                 .next()
@@ -120,6 +129,7 @@ pub fn build(spec: &str, config: &Config, from: &str) -> Result<Vec<u8>, String>
             "dst-mac" => o.dst_mac = Some(mac(value("a MAC")?)?),
             "ttl" => o.ttl = parse_num(value("a TTL")?, "TTL")?,
             "len" => o.len = parse_num(value("a length")?, "length")?,
+            "seq" => o.seq = Some(parse_num(value("a sequence number")?, "sequence number")?),
             flag => o.words.push(flag),
         }
     }
@@ -139,8 +149,11 @@ pub fn build(spec: &str, config: &Config, from: &str) -> Result<Vec<u8>, String>
             let seg = TcpRepr {
                 src_port: sp,
                 dst_port: dp,
-                seq_number: 1000,
-                ack_number: if flags.contains(TcpFlags::ACK) { 1 } else { 0 },
+                seq_number: o.seq.unwrap_or(1000),
+                ack_number: match flags.contains(TcpFlags::ACK) {
+                    true => o.ack.unwrap_or(1),
+                    false => 0,
+                },
                 flags,
                 window: 64240,
                 payload: &payload,
@@ -205,6 +218,8 @@ struct Options<'a> {
     dst_mac: Option<MacAddr>,
     ttl: u8,
     len: u16,
+    seq: Option<u32>,
+    ack: Option<u32>,
     words: Vec<&'a str>,
 }
 
@@ -216,6 +231,8 @@ impl Default for Options<'_> {
             dst_mac: None,
             ttl: 64,
             len: 0,
+            seq: None,
+            ack: None,
             words: Vec::new(),
         }
     }

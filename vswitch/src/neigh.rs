@@ -34,7 +34,7 @@ struct Neighbour {
     seen: Option<Timestamp>,
 }
 
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct Neighbours {
     /// Looked up for every routed frame: foldhash, seeded per table.
     map: HashMap<(u16, Ipv4Addr), Neighbour, RandomState>,
@@ -87,6 +87,13 @@ impl Neighbours {
             Some(t) if now.since(t) > REACHABLE_TIME => None,
             _ => Some(n.mac),
         }
+    }
+
+    /// The learned entries: (network, address, MAC, when seen).
+    pub fn learned(&self) -> impl Iterator<Item = (u16, Ipv4Addr, MacAddr, Timestamp)> + '_ {
+        self.map
+            .iter()
+            .filter_map(|(&(net, ip), n)| n.seen.map(|t| (net, ip, n.mac, t)))
     }
 
     pub fn expire(&mut self, now: Timestamp) {

@@ -79,6 +79,7 @@ impl VlanMembership {
 }
 
 /// A port's identity and state inside the pipeline.
+#[derive(Clone)]
 pub struct Port {
     pub name: String,
     pub network: u16,

@@ -29,6 +29,7 @@ const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
 /// Queries in flight at most; more are dropped (the client retries).
 const FORWARD_MAX: usize = 1024;
 
+#[derive(Clone)]
 pub struct Services {
     /// By network index; `None` where the switch is not the gateway.
     dhcp: Vec<Option<DhcpServer>>,
@@ -49,6 +50,7 @@ pub struct Asker {
     pub udp_port: u16,
 }
 
+#[derive(Clone)]
 struct Pending {
     asker: Asker,
     id: u16,
@@ -105,6 +107,44 @@ impl Services {
             pending: HashMap::new(),
             next_id: 1,
         }
+    }
+
+    /// Takes `old`'s leases and forwarded queries (a reload): `networks`
+    /// and `port` give each old network's and port's new index, if any.
+    pub fn take_state(
+        &mut self,
+        old: &mut Services,
+        networks: &[Option<u16>],
+        port: impl Fn(PortId) -> Option<PortId>,
+    ) {
+        for (i, server) in old.dhcp.iter().enumerate() {
+            let to = networks.get(i).copied().flatten().map(usize::from);
+            if let (Some(server), Some(Some(new))) = (server, to.and_then(|j| self.dhcp.get_mut(j)))
+            {
+                new.import(server.leases());
+            }
+        }
+        for (id, mut p) in old.pending.drain() {
+            let network = networks
+                .get(usize::from(p.asker.network))
+                .copied()
+                .flatten();
+            if let (Some(network), Some(port)) = (network, port(p.asker.port)) {
+                p.asker.network = network;
+                p.asker.port = port;
+                self.pending.insert(id, p);
+            }
+        }
+        self.next_id = old.next_id;
+    }
+
+    /// Every DHCP lease, by network index.
+    pub fn leases(&self) -> impl Iterator<Item = (u16, dhcp::Lease)> + '_ {
+        self.dhcp
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| Some((i as u16, s.as_ref()?)))
+            .flat_map(|(i, s)| s.leases().map(move |l| (i, l)))
     }
 
     /// The answer to a DHCP message from `client` on `network`.

@@ -20,7 +20,7 @@ use packet::ipv4::{protocol, Ipv4Packet};
 use packet::udp::UdpRepr;
 use packet::{MacAddr, Parsed, L3, L4};
 
-use crate::config::{Config, ConfigError, ConfigErrors, Ipv4Net};
+use crate::config::{Config, ConfigErrors, Ipv4Net};
 use crate::dhcp::Destination;
 use crate::fdb::{Domain, Fdb, Learned};
 use crate::firewall::{self, Firewall, Pass, Refusal};
@@ -36,6 +36,10 @@ use crate::stats::DropReason;
 use crate::time::Timestamp;
 use crate::topology_rules;
 
+mod reload;
+
+pub use reload::{Reload, Reloaded};
+
 /// What happened to a frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
@@ -46,6 +50,7 @@ pub enum Verdict {
     Dropped(DropReason),
 }
 
+#[derive(Clone)]
 pub struct Network {
     pub name: String,
     pub subnet: Ipv4Net,
@@ -62,6 +67,7 @@ pub struct RxInfo {
     pub partial_csum: bool,
 }
 
+#[derive(Clone)]
 pub struct Switch {
     ports: Vec<Port>,
     /// Configured networks in order, then the uplink's when there is one.
@@ -72,7 +78,7 @@ pub struct Switch {
     neighbours: Neighbours,
     firewall: Firewall,
     services: Services,
-    /// What the switch was built from, to tell a reload what it may change.
+    /// What the switch was built from, to tell a reload what changed.
     config: Config,
 }
 
@@ -195,38 +201,18 @@ impl Switch {
         &self.networks
     }
 
+    /// The configuration the switch runs.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
     pub fn fdb(&self) -> &Fdb {
         &self.fdb
     }
 
-    /// Takes the rules of `config` in place: connections, the FDB and DHCP
-    /// leases stay, established flows re-evaluate once under the new rules.
-    /// Ports, networks and the uplink must be as they are: changing those
-    /// means devices, and is refused (restart the switch for it).
-    pub fn reload(&mut self, config: &Config) -> Result<(), ConfigErrors> {
-        let topology = |c: &Config| {
-            (
-                c.switch.clone(),
-                c.networks.clone(),
-                c.ports.clone(),
-                c.uplink.clone(),
-                c.fdb.clone(),
-            )
-        };
-        if topology(config) != topology(&self.config) {
-            return Err(ConfigErrors(vec![ConfigError {
-                path: config.source.path.clone(),
-                line: 1,
-                col: 1,
-                message: "reload applies rules only: [switch], networks, ports, the uplink and \
-                          [[fdb]] differ from the running switch's; restart it for those"
-                    .into(),
-            }]));
-        }
-        let rules = firewall::load_rules(config)?;
-        self.firewall.set_rules(rules);
-        self.config = config.clone();
-        Ok(())
+    /// The gateway's services: DHCP leases, DNS.
+    pub fn services(&self) -> &Services {
+        &self.services
     }
 
     pub fn firewall(&self) -> &Firewall {

@@ -1,8 +1,15 @@
-//! Offline traces: one described packet through a fresh pipeline built from
-//! the config, every step recorded. `vswitch trace` prints them;
-//! `vswitch check` holds `[[expect]]` entries against them.
+//! Traces: one described packet through the pipeline, every step recorded.
+//! Offline, through a fresh pipeline built from the config: `vswitch trace
+//! --config` prints them, `vswitch check` holds `[[expect]]` entries
+//! against them. Live, through a running switch's state (`vswitch trace
+//! --socket`), as Open vSwitch's ofproto/trace does: the packet meets the
+//! real conntrack, FDB, rules and leases, but is sent nowhere and changes
+//! nothing, since it runs through a copy of that state.
 
-use packet::Parsed;
+use std::fmt::Write as _;
+
+use packet::tcp::TcpFlags;
+use packet::{Parsed, L4};
 use serde_json::json;
 
 use crate::config::{self, Config, Expect};
@@ -24,12 +31,60 @@ pub struct Traced {
 /// built from `config`, whose FDB knows every configured port's MAC.
 pub fn trace(config: &Config, from: &str, spec: &str) -> Result<Traced, String> {
     let mut switch = Switch::new(config).map_err(|e| e.to_string())?;
+    let now = Timestamp::from_secs(1);
+    switch.learn_configured(now);
+    run(&mut switch, now, from, spec)
+}
+
+/// Sends the packet `spec` describes in on port `from` of a copy of the
+/// running `switch` at `now`; the copy, and whatever the packet changed in
+/// it, is dropped. The copy costs time in proportion to the connection
+/// table, which the datapath waits for.
+pub fn trace_live(
+    switch: &Switch,
+    now: Timestamp,
+    from: &str,
+    spec: &str,
+) -> Result<Traced, String> {
+    let followed = follow_connection(switch, from, spec);
+    let mut scratch = switch.clone();
+    let mut t = run(&mut scratch, now, from, followed.as_deref().unwrap_or(spec))?;
+    if let Some(f) = followed {
+        let numbers = f.get(spec.len()..).unwrap_or_default().trim();
+        t.steps.insert(
+            0,
+            format!("spec: {numbers}: the next segment of the connection the switch tracks"),
+        );
+    }
+    Ok(t)
+}
+
+/// A TCP spec without `seq` for a connection the switch tracks, with the
+/// numbers that connection's next segment carries: without them the packet
+/// would trace as a stray outside the connection's window.
+fn follow_connection(switch: &Switch, from: &str, spec: &str) -> Option<String> {
+    if spec.split_whitespace().any(|w| w == "seq") {
+        return None;
+    }
+    let frame = flowspec::build(spec, switch.config(), from).ok()?;
+    let p = Parsed::parse(&frame).ok()?;
+    let L4::Tcp { flags, .. } = p.l4 else {
+        return None;
+    };
+    let ct = switch.firewall().conntrack();
+    let (id, dir) = ct.lookup(&p.flow_key()?)?;
+    let (seq, ack) = ct.get(id)?.tcp_next_seq(dir)?;
+    Some(match flags.contains(TcpFlags::ACK) {
+        true => format!("{spec} seq {seq} ack {ack}"),
+        false => format!("{spec} seq {seq}"),
+    })
+}
+
+fn run(switch: &mut Switch, now: Timestamp, from: &str, spec: &str) -> Result<Traced, String> {
     let ingress = switch
         .port_id(from)
         .ok_or_else(|| format!("no port named {from:?}"))?;
-    let mut frame = flowspec::build(spec, config, from)?;
-    let now = Timestamp::from_secs(1);
-    switch.learn_configured(now);
+    let mut frame = flowspec::build(spec, switch.config(), from)?;
     let mut out = Output::new();
     let (verdict, mut steps) = switch.trace(now, ingress, &mut frame, &mut out);
     let egress: Vec<(String, Vec<u8>)> = out
@@ -94,6 +149,15 @@ impl Traced {
             .rfind(decided)
             .or_else(|| self.steps[..before_verdict].last())
             .map(String::as_str)
+    }
+
+    /// The steps, numbered, one per line.
+    pub fn to_text(&self) -> String {
+        let mut s = String::new();
+        for (i, step) in self.steps.iter().enumerate() {
+            let _ = writeln!(s, "{:>3}  {step}", i + 1);
+        }
+        s
     }
 
     pub fn to_json(&self) -> serde_json::Value {

@@ -99,7 +99,7 @@ struct Reservation {
     hostname: Option<String>,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct DhcpServer {
     config: ServerConfig,
     reservations: BTreeMap<MacAddr, Reservation>,

@@ -65,13 +65,13 @@ impl fmt::Display for BadName {
 
 impl std::error::Error for BadName {}
 
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct Zone {
     addrs: HashMap<Name, Ipv4Addr>,
     names: HashMap<Ipv4Addr, Name>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct DnsServer {
     zones: HashMap<u16, Zone>,
     upstream: bool,

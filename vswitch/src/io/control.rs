@@ -1,7 +1,9 @@
 //! The control socket `/run/vswitch/<name>.sock` (mode 0600): the server side
 //! served from the poll loop, and the client the CLI uses. One request line
 //! per connection; the answer is `ok` or `error: ...` on the first line, then
-//! the body, then the server closes.
+//! the body, then the server closes. A capture request is the exception:
+//! after `ok` the connection carries the pcap stream until either side
+//! closes it.
 
 use std::fs;
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -11,12 +13,14 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::config;
 use crate::control::{self, MAX_REQUEST};
+use crate::live_capture::LiveCaptures;
 use crate::stats::IoStats;
 use crate::switch::Switch;
 use crate::time::Timestamp;
 
-use super::lab::RUN_DIR;
+use super::lab::{Lab, RUN_DIR};
 
 /// How long a client may take to send its request. The datapath waits this
 /// long at most for a slow client.
@@ -47,17 +51,18 @@ impl ControlServer {
         self.listener.as_raw_fd()
     }
 
-    /// Serves every pending connection.
-    pub fn serve(&self, switch: &mut Switch, io: &IoStats, now: Timestamp) {
+    /// Serves every pending connection; a capture request's connection
+    /// joins `captures`. True when a reload changed the devices.
+    pub fn serve(&self, ctx: &mut Served<'_>) -> bool {
+        let mut changed = false;
         loop {
             match self.listener.accept() {
-                Ok((stream, _)) => {
-                    if let Err(e) = serve_one(stream, switch, io, now) {
-                        tracing::debug!("control client: {e}");
-                    }
-                }
+                Ok((stream, _)) => match serve_one(stream, ctx) {
+                    Ok(c) => changed |= c,
+                    Err(e) => tracing::debug!("control client: {e}"),
+                },
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => return,
+                Err(_) => return changed,
             }
         }
     }
@@ -69,12 +74,34 @@ impl Drop for ControlServer {
     }
 }
 
-fn serve_one(
-    stream: UnixStream,
-    switch: &mut Switch,
-    io: &IoStats,
-    now: Timestamp,
-) -> io::Result<()> {
+/// What the control socket reaches of the running switch.
+pub struct Served<'a> {
+    pub switch: &'a mut Switch,
+    pub lab: &'a mut Lab,
+    pub captures: &'a mut LiveCaptures<UnixStream>,
+    pub io: &'a IoStats,
+    pub now: Timestamp,
+}
+
+/// A reload with devices: the switch works the new config out, the lab
+/// brings the devices in line, then the switch takes the new config and
+/// the captures follow their ports.
+fn reload(ctx: &mut Served<'_>, path: &Path) -> Result<String, String> {
+    let cfg = config::load(path).map_err(|e| e.to_string())?;
+    let plan = ctx.switch.prepare_reload(&cfg).map_err(|e| e.to_string())?;
+    ctx.lab
+        .reload(plan.config())
+        .map_err(|e| format!("reload refused, the switch runs on unchanged: {e}"))?;
+    let names: Vec<String> = ctx.switch.ports().iter().map(|p| p.name.clone()).collect();
+    let done = ctx.switch.commit_reload(plan);
+    let switch = &*ctx.switch;
+    ctx.captures
+        .remap(|old| switch.port_id(names.get(old.index())?));
+    Ok(control::reloaded(path, &done))
+}
+
+/// Answers one connection; true when it changed the devices.
+fn serve_one(stream: UnixStream, ctx: &mut Served<'_>) -> io::Result<bool> {
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(CLIENT_TIMEOUT))?;
     stream.set_write_timeout(Some(CLIENT_TIMEOUT * 10))?;
@@ -82,11 +109,33 @@ fn serve_one(
     let mut reader = BufReader::new((&stream).take(MAX_REQUEST as u64 + 1));
     let answer = match reader.read_line(&mut line) {
         Ok(_) if line.len() > MAX_REQUEST => Err("request too large".to_owned()),
-        Ok(_) => control::respond(switch, io, now, &line),
+        Ok(_) => {
+            if let Some(path) = control::reload_path(&line) {
+                let answer = reload(ctx, path);
+                let changed = answer.is_ok();
+                write_answer(&stream, answer)?;
+                return Ok(changed);
+            }
+            match control::capture(ctx.switch, &line) {
+                Some(Ok(spec)) => {
+                    (&stream).write_all(b"ok\n")?;
+                    stream.set_nonblocking(true)?;
+                    let port = ctx.switch.port(spec.port).map_or("?", |p| p.name.as_str());
+                    tracing::info!("capture on port {port} started");
+                    ctx.captures.add(spec, stream);
+                    return Ok(false);
+                }
+                Some(Err(e)) => Err(e),
+                None => control::respond(ctx.switch, ctx.io, ctx.now, &line),
+            }
+        }
         Err(e) if e.kind() == io::ErrorKind::InvalidData => Err("request is not UTF-8".to_owned()),
         Err(e) => return Err(e),
     };
-    let mut w = &stream;
+    write_answer(&stream, answer).map(|()| false)
+}
+
+fn write_answer(mut w: &UnixStream, answer: Result<String, String>) -> io::Result<()> {
     match answer {
         Ok(body) => {
             w.write_all(b"ok\n")?;
@@ -99,14 +148,7 @@ fn serve_one(
 /// Sends `request` to the switch `name` (or the only one running) and
 /// returns the body of its answer, or a sentence saying what went wrong.
 pub fn request(name: Option<&str>, request: &str) -> Result<String, String> {
-    let path = match name {
-        Some(n) => socket_path(n),
-        None => only_socket()?,
-    };
-    let mut s = UnixStream::connect(&path)
-        .map_err(|e| format!("cannot reach the switch at {}: {e}", path.display()))?;
-    s.write_all(format!("{request}\n").as_bytes())
-        .map_err(|e| format!("cannot send the request: {e}"))?;
+    let mut s = send(name, request)?;
     let mut answer = String::new();
     s.read_to_string(&mut answer)
         .map_err(|e| format!("cannot read the answer: {e}"))?;
@@ -119,6 +161,46 @@ pub fn request(name: Option<&str>, request: &str) -> Result<String, String> {
         }
         None => Err("the switch closed the connection without answering".into()),
     }
+}
+
+/// Sends a capture request; after the switch's `ok`, the returned stream
+/// carries the pcap stream.
+pub fn capture(name: Option<&str>, request: &str) -> Result<UnixStream, String> {
+    let s = send(name, request)?;
+    // Byte by byte up to the newline, so no pcap byte is read ahead.
+    let mut first = Vec::new();
+    let mut byte = [0u8; 1];
+    loop {
+        match (&s).read(&mut byte) {
+            Ok(0) => break,
+            Ok(_) if byte[0] == b'\n' => break,
+            Ok(_) => first.push(byte[0]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(format!("cannot read the answer: {e}")),
+        }
+    }
+    match String::from_utf8_lossy(&first).as_ref() {
+        "ok" => Ok(s),
+        "" => Err("the switch closed the connection without answering".into()),
+        other => {
+            let mut rest = String::new();
+            let _ = (&s).read_to_string(&mut rest);
+            let first = other.strip_prefix("error: ").unwrap_or(other);
+            Err(format!("{first}\n{rest}").trim_end().to_owned())
+        }
+    }
+}
+
+fn send(name: Option<&str>, request: &str) -> Result<UnixStream, String> {
+    let path = match name {
+        Some(n) => socket_path(n),
+        None => only_socket()?,
+    };
+    let mut s = UnixStream::connect(&path)
+        .map_err(|e| format!("cannot reach the switch at {}: {e}", path.display()))?;
+    s.write_all(format!("{request}\n").as_bytes())
+        .map_err(|e| format!("cannot send the request: {e}"))?;
+    Ok(s)
 }
 
 fn only_socket() -> Result<PathBuf, String> {

@@ -11,12 +11,14 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
-use std::time::{Duration, Instant};
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant, SystemTime};
 
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use packet::vnet::{self, VnetHdr};
 
+use crate::live_capture::LiveCaptures;
 use crate::output::{Output, Payload};
 use crate::port::PortId;
 use crate::stats::IoStats;
@@ -24,8 +26,8 @@ use crate::switch::{RxInfo, Switch};
 use crate::time::Timestamp;
 
 use super::afpacket::HEADROOM;
-use super::control::ControlServer;
-use super::lab::Device;
+use super::control::{ControlServer, Served};
+use super::lab::{Device, Lab};
 use super::metrics::MetricsServer;
 
 /// Frames taken from one descriptor before the others get a turn.
@@ -34,6 +36,19 @@ const BUDGET: usize = 64;
 const BUF_LEN: usize = 65536 + 256;
 /// How often time-driven housekeeping (FDB aging) runs.
 const TICK: Duration = Duration::from_secs(1);
+/// Poll tokens: devices count up from 0, captures from `CAPTURES`.
+const STOP: Token = Token(usize::MAX - 1);
+const CONTROL: Token = Token(usize::MAX - 2);
+const METRICS: Token = Token(usize::MAX - 3);
+const CAPTURES: usize = usize::MAX / 2;
+
+/// Wall-clock time for capture records, which tcpdump shows as dates.
+fn wall_clock() -> Timestamp {
+    let since = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    Timestamp::from_nanos(since.as_nanos() as u64)
+}
 
 impl Device {
     fn fd(&self) -> RawFd {
@@ -110,40 +125,30 @@ impl Finisher {
 /// batches.
 pub fn run(
     switch: &mut Switch,
-    devices: &[Device],
+    lab: &mut Lab,
     control: &ControlServer,
     metrics: Option<&MetricsServer>,
     stop: RawFd,
 ) -> io::Result<IoStats> {
-    let mut poll = Poll::new()?;
-    let stop_token = Token(devices.len());
-    let control_token = Token(devices.len() + 1);
-    let metrics_token = Token(devices.len() + 2);
-    for (i, d) in devices.iter().enumerate() {
-        poll.registry()
-            .register(&mut SourceFd(&d.fd()), Token(i), Interest::READABLE)?;
-    }
-    poll.registry()
-        .register(&mut SourceFd(&stop), stop_token, Interest::READABLE)?;
-    poll.registry().register(
-        &mut SourceFd(&control.fd()),
-        control_token,
-        Interest::READABLE,
-    )?;
-    if let Some(m) = metrics {
-        poll.registry()
-            .register(&mut SourceFd(&m.fd()), metrics_token, Interest::READABLE)?;
-    }
+    let listeners = [
+        Some((stop, STOP)),
+        Some((control.fd(), CONTROL)),
+        metrics.map(|m| (m.fd(), METRICS)),
+    ];
+    let mut poll = register(&lab.devices, &listeners)?;
 
     let origin = Instant::now();
     let now = || Timestamp::from_nanos(origin.elapsed().as_nanos() as u64);
     let mut events = Events::with_capacity(256);
-    let mut ready = vec![false; devices.len()];
+    let mut ready = vec![false; lab.devices.len()];
     let mut buf = vec![0u8; BUF_LEN];
     let mut out = Output::new();
     let mut finisher = Finisher::new();
     let mut stats = IoStats::default();
     let mut last_tick = Instant::now();
+    let mut captures: LiveCaptures<UnixStream> = LiveCaptures::default();
+    // Capture ids whose client the poll watches for a hangup.
+    let mut watched: Vec<u64> = Vec::new();
 
     loop {
         let busy = ready.iter().any(|&r| r);
@@ -155,21 +160,44 @@ pub fn run(
             return Err(e);
         }
         for ev in events.iter() {
-            if ev.token() == stop_token {
-                return Ok(stats);
-            }
-            if ev.token() == control_token {
-                control.serve(switch, &stats, now());
-                continue;
-            }
-            if let (Some(m), true) = (metrics, ev.token() == metrics_token) {
-                m.serve(switch, &stats);
-                continue;
-            }
-            if let Some(r) = ready.get_mut(ev.token().0) {
-                *r = true;
+            match ev.token() {
+                STOP => return Ok(stats),
+                CONTROL => {
+                    let mut ctx = Served {
+                        switch,
+                        lab,
+                        captures: &mut captures,
+                        io: &stats,
+                        now: now(),
+                    };
+                    let changed = control.serve(&mut ctx);
+                    if changed {
+                        // Devices were added, removed and renumbered: a
+                        // fresh poll, and every device drained once.
+                        poll = register(&lab.devices, &listeners)?;
+                        ready = vec![true; lab.devices.len()];
+                        watched.clear();
+                    }
+                    watch_new(&poll, &captures, &mut watched)?;
+                    if changed {
+                        // The events left name the old devices.
+                        break;
+                    }
+                }
+                METRICS => {
+                    if let Some(m) = metrics {
+                        m.serve(switch, &stats);
+                    }
+                }
+                Token(t) if t >= CAPTURES => captures.close((t - CAPTURES) as u64),
+                Token(i) => {
+                    if let Some(r) = ready.get_mut(i) {
+                        *r = true;
+                    }
+                }
             }
         }
+        let devices = &lab.devices;
         for (i, dev) in devices.iter().enumerate() {
             if !ready[i] {
                 continue;
@@ -198,11 +226,36 @@ pub fn run(
                 };
                 out.clear();
                 let frame = &mut buf[range];
+                let port = PortId(i as u16);
+                if !captures.is_empty() {
+                    captures.frame(wall_clock(), port, &[frame]);
+                }
                 let rx = RxInfo {
                     partial_csum: hdr.needs_csum(),
                 };
-                switch.process_rx(now(), PortId(i as u16), frame, &mut out, rx);
-                transmit(devices, &out, frame, &hdr, &mut finisher, &mut stats);
+                switch.process_rx(now(), port, frame, &mut out, rx);
+                let tx = Tx {
+                    devices,
+                    finisher: &mut finisher,
+                    stats: &mut stats,
+                    captures: &mut captures,
+                };
+                tx.transmit(&out, frame, &hdr);
+            }
+        }
+        if !captures.is_empty() {
+            captures.flush();
+            for end in captures.take_ended() {
+                let _ = poll
+                    .registry()
+                    .deregister(&mut SourceFd(&end.sink.as_raw_fd()));
+                watched.retain(|&id| id != end.id);
+                tracing::info!(
+                    "capture on port {} ended: {} frame(s) written, {} dropped",
+                    end.spec.port,
+                    end.written,
+                    end.dropped
+                );
             }
         }
         if last_tick.elapsed() >= TICK {
@@ -212,40 +265,77 @@ pub fn run(
     }
 }
 
-fn transmit(
-    devices: &[Device],
-    out: &Output,
-    frame: &[u8],
-    ingress_hdr: &VnetHdr,
-    finisher: &mut Finisher,
-    stats: &mut IoStats,
-) {
-    let mut tag = [0u8; 4];
-    for e in out.emits() {
-        let Some(dev) = devices.get(e.port.index()) else {
-            continue;
-        };
-        let parts = out.parts(e, frame, &mut tag);
-        let hdr = match e.payload {
-            // Only a pushed or popped tag moves the L3 header and what follows.
-            Payload::Ingress => {
-                let len: usize = parts.iter().map(|p| p.len()).sum();
-                ingress_hdr.shifted(len as i32 - frame.len() as i32)
+/// Where emitted frames go: the devices, and the captures of their ports.
+struct Tx<'a> {
+    devices: &'a [Device],
+    finisher: &'a mut Finisher,
+    stats: &'a mut IoStats,
+    captures: &'a mut LiveCaptures<UnixStream>,
+}
+
+impl Tx<'_> {
+    fn transmit(self, out: &Output, frame: &[u8], ingress_hdr: &VnetHdr) {
+        let mut tag = [0u8; 4];
+        for e in out.emits() {
+            let Some(dev) = self.devices.get(e.port.index()) else {
+                continue;
+            };
+            let parts = out.parts(e, frame, &mut tag);
+            if !self.captures.is_empty() {
+                self.captures.frame(wall_clock(), e.port, &parts);
             }
-            Payload::Built(_) => Some(VnetHdr::NONE),
-        };
-        let sent = match hdr {
-            Some(hdr) if dev.vnet() || !hdr.offloads() => dev.send(&hdr, &parts).map(drop),
-            Some(hdr) => finisher.send(dev, &hdr, &parts),
-            None => Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "checksum offset out of range",
-            )),
-        };
-        if let Err(err) = sent {
-            // A full queue or a downed peer interface drops the frame, like a NIC would.
-            stats.tx_errors += 1;
-            tracing::trace!("send on port {}: {err}", e.port);
+            let hdr = match e.payload {
+                // Only a pushed or popped tag moves the L3 header and what follows.
+                Payload::Ingress => {
+                    let len: usize = parts.iter().map(|p| p.len()).sum();
+                    ingress_hdr.shifted(len as i32 - frame.len() as i32)
+                }
+                Payload::Built(_) => Some(VnetHdr::NONE),
+            };
+            let sent = match hdr {
+                Some(hdr) if dev.vnet() || !hdr.offloads() => dev.send(&hdr, &parts).map(drop),
+                Some(hdr) => self.finisher.send(dev, &hdr, &parts),
+                None => Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "checksum offset out of range",
+                )),
+            };
+            if let Err(err) = sent {
+                // A full queue or a downed peer interface drops the frame, like a NIC would.
+                self.stats.tx_errors += 1;
+                tracing::trace!("send on port {}: {err}", e.port);
+            }
         }
     }
+}
+
+/// A poll on every device (token: its index) and on `listeners`.
+fn register(devices: &[Device], listeners: &[Option<(RawFd, Token)>]) -> io::Result<Poll> {
+    let poll = Poll::new()?;
+    let devices = devices.iter().enumerate().map(|(i, d)| (d.fd(), Token(i)));
+    for (fd, token) in devices.chain(listeners.iter().flatten().copied()) {
+        poll.registry()
+            .register(&mut SourceFd(&fd), token, Interest::READABLE)?;
+    }
+    Ok(poll)
+}
+
+/// Watches the clients of new captures for a hangup (readable: EOF).
+fn watch_new(
+    poll: &Poll,
+    captures: &LiveCaptures<UnixStream>,
+    watched: &mut Vec<u64>,
+) -> io::Result<()> {
+    for (id, sink) in captures.sinks() {
+        if !watched.contains(&id) {
+            let token = Token(CAPTURES + id as usize);
+            poll.registry().register(
+                &mut SourceFd(&sink.as_raw_fd()),
+                token,
+                Interest::READABLE,
+            )?;
+            watched.push(id);
+        }
+    }
+    Ok(())
 }

@@ -8,6 +8,13 @@
 //! namespaces we created, so a run after a crash (SIGKILL) adopts and later
 //! removes what the last one left, and a second instance of the same switch
 //! is refused. TAPs need no such care: the kernel removes them with our fds.
+//!
+//! A reload brings the devices in line with a new configuration in place:
+//! a port keeps its device when its namespace (tap) or interface
+//! (afpacket) is the same, re-addressed if its settings changed; other new
+//! ports get new devices, created before anything is removed so a failure
+//! leaves the running ones as they were; the devices no port keeps are
+//! closed, and the namespaces this switch created for them deleted.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -33,11 +40,36 @@ pub enum Device {
 
 /// What `setup` built; `teardown` (or drop) removes it.
 pub struct Lab {
+    /// By port, as the switch numbers them: the configured ports, then the
+    /// uplink.
     pub devices: Vec<Device>,
+    /// The configuration the devices were built for.
+    config: Config,
     created: Vec<String>,
     /// resolv.conf files written for namespaces, removed at teardown.
     resolv: Vec<PathBuf>,
     state: PathBuf,
+    /// Numbers the host-side names of new TAPs.
+    taps_made: usize,
+}
+
+/// What a port's device is bound to: a reload keeps the device of a port
+/// whose binding stays.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Binding {
+    Netns(String),
+    Interface(String),
+    None,
+}
+
+fn binding(port: &Port) -> Binding {
+    match port.kind {
+        PortKind::Tap => Binding::Netns(port.netns.clone().unwrap_or_else(|| port.name.clone())),
+        PortKind::Afpacket => {
+            Binding::Interface(port.interface.clone().unwrap_or_else(|| port.name.clone()))
+        }
+        PortKind::Vxlan => Binding::None,
+    }
 }
 
 #[derive(Debug)]
@@ -63,9 +95,11 @@ impl Lab {
         let state = Path::new(RUN_DIR).join(format!("{}.state", config.switch.name));
         let mut lab = Lab {
             devices: Vec::new(),
+            config: config.clone(),
             created: adopt(&state, &config.switch.name)?,
             resolv: Vec::new(),
             state,
+            taps_made: 0,
         };
         lab.save_state()?;
         for port in &config.ports {
@@ -90,6 +124,122 @@ impl Lab {
         Ok(lab)
     }
 
+    /// Brings the devices in line with `config` (see the module's
+    /// comment). On error nothing has changed.
+    pub fn reload(&mut self, config: &Config) -> Result<(), LabError> {
+        let old: Vec<Binding> = self.config.ports.iter().map(binding).collect();
+        // For each new port: the old port whose device it keeps.
+        let mut keeps: Vec<Option<usize>> = Vec::new();
+        for p in &config.ports {
+            let b = binding(p);
+            let i = (0..old.len())
+                .find(|&i| b != Binding::None && old[i] == b && !keeps.contains(&Some(i)));
+            keeps.push(i);
+        }
+        let created_before = self.created.len();
+        let resolv_before = self.resolv.len();
+        let mut made: Vec<Option<Device>> = Vec::new();
+        // New devices first, then kept ones re-addressed: a failure undoes
+        // the new ones and leaves the running ports as they were (a
+        // re-addressing that fails halfway excepted).
+        let mut result = Ok(());
+        for (p, keep) in config.ports.iter().zip(&keeps) {
+            match keep {
+                Some(_) => made.push(None),
+                None => match self.add_port(config, p) {
+                    Ok(d) => made.push(Some(d)),
+                    Err(e) => {
+                        result = Err(err(format!("port {}: {}", p.name, e.0)));
+                        break;
+                    }
+                },
+            }
+        }
+        if result.is_ok() {
+            for (p, keep) in config.ports.iter().zip(&keeps) {
+                if let Some(i) = keep {
+                    if let Err(e) = self.readdress(config, *i, p) {
+                        result = Err(err(format!("port {}: {}", p.name, e.0)));
+                        break;
+                    }
+                }
+            }
+        }
+        if let Err(e) = result {
+            drop(made);
+            for path in self.resolv.split_off(resolv_before) {
+                let _ = fs::remove_file(path);
+            }
+            for ns in self.created.split_off(created_before) {
+                let _ = ip(&["netns", "del", &ns]);
+            }
+            let _ = self.save_state();
+            return Err(e);
+        }
+        let mut olds: Vec<Option<Device>> = self.devices.drain(..).map(Some).collect();
+        let uplink = match self.config.uplink {
+            Some(_) => olds.pop().flatten(),
+            None => None,
+        };
+        for (made, keep) in made.into_iter().zip(&keeps) {
+            let device = made.or_else(|| keep.and_then(|i| olds.get_mut(i)?.take()));
+            if let Some(d) = device {
+                self.devices.push(d);
+            }
+        }
+        self.devices.extend(uplink);
+        // What no port kept: closed here; its namespace goes if we made it
+        // and no port lives there now.
+        let in_use: Vec<Binding> = config.ports.iter().map(binding).collect();
+        for (i, d) in olds.into_iter().enumerate() {
+            let Some(d) = d else { continue };
+            drop(d);
+            if let Binding::Netns(ns) = &old[i] {
+                if !in_use.contains(&old[i]) {
+                    self.remove_netns(ns);
+                }
+            }
+        }
+        self.config = config.clone();
+        self.save_state()
+    }
+
+    /// Deletes namespace `ns` if this switch made it, with our resolv.conf.
+    fn remove_netns(&mut self, ns: &str) {
+        let conf = Path::new("/etc/netns").join(ns).join("resolv.conf");
+        if let Some(k) = self.resolv.iter().position(|p| *p == conf) {
+            let path = self.resolv.swap_remove(k);
+            let _ = fs::remove_file(&path);
+            if let Some(dir) = path.parent() {
+                let _ = fs::remove_dir(dir);
+            }
+        }
+        if let Some(k) = self.created.iter().position(|c| c == ns) {
+            self.created.swap_remove(k);
+            if let Err(e) = ip(&["netns", "del", ns]) {
+                tracing::warn!("cannot remove network namespace {ns}: {e}");
+            }
+        }
+    }
+
+    /// A kept TAP whose port's addressing changed gets the new one.
+    fn readdress(&mut self, config: &Config, old: usize, port: &Port) -> Result<(), LabError> {
+        let was = &self.config.ports[old];
+        let net = |c: &Config, p: &Port| {
+            let n = &c.networks[p.network_index];
+            (n.subnet, n.gateway, n.driver)
+        };
+        let unchanged = (was.mac, was.mtu, was.ip, was.dhcp)
+            == (port.mac, port.mtu, port.ip, port.dhcp)
+            && net(&self.config, was) == net(config, port);
+        if port.kind != PortKind::Tap || unchanged {
+            return Ok(());
+        }
+        let netns = port.netns.as_deref().unwrap_or(&port.name);
+        ip(&["-n", netns, "addr", "flush", "dev", "eth0"])?;
+        self.configure_tap(config, port, netns)
+    }
+
     fn add_port(&mut self, config: &Config, port: &Port) -> Result<Device, LabError> {
         match port.kind {
             PortKind::Tap => self.add_tap(config, port).map(Device::Tap),
@@ -109,20 +259,30 @@ impl Lab {
                 "network namespace {netns} already has an eth0; remove it or choose another netns"
             )));
         }
-        // A host-side name unique to this process and port; it only lives
+        // A host-side name unique to this process and TAP; it only lives
         // until the move into the namespace.
-        let host_name = format!("vs{}-{}", std::process::id(), self.devices.len());
+        let host_name = format!("vs{}-{}", std::process::id(), self.taps_made);
+        self.taps_made += 1;
         let tap = Tap::create(&host_name).map_err(|e| err(e.to_string()))?;
+        ip(&["link", "set", "dev", &host_name, "netns", netns])?;
+        ip(&[
+            "-n", netns, "link", "set", "dev", &host_name, "name", "eth0",
+        ])?;
+        self.configure_tap(config, port, netns)?;
+        Ok(tap)
+    }
+
+    /// Addresses eth0 in `netns` as `port` says: MAC, MTU, address and
+    /// default route (unless DHCP), and the resolver.
+    fn configure_tap(&mut self, config: &Config, port: &Port, netns: &str) -> Result<(), LabError> {
         let net = &config.networks[port.network_index];
         let mac = port.mac.to_string();
         let mtu = port.mtu.to_string();
-        ip(&["link", "set", "dev", &host_name, "netns", netns])?;
         let n = |args: &[&str]| {
             let mut v = vec!["-n", netns];
             v.extend_from_slice(args);
             ip(&v)
         };
-        n(&["link", "set", "dev", &host_name, "name", "eth0"])?;
         n(&["link", "set", "dev", "eth0", "address", &mac, "mtu", &mtu])?;
         n(&["link", "set", "dev", "lo", "up"])?;
         n(&["link", "set", "dev", "eth0", "up"])?;
@@ -133,10 +293,12 @@ impl Lab {
         }
         if net.driver == Driver::Bridge {
             if let Some(path) = write_resolv_conf(netns, net.gateway)? {
-                self.resolv.push(path);
+                if !self.resolv.contains(&path) {
+                    self.resolv.push(path);
+                }
             }
         }
-        Ok(tap)
+        Ok(())
     }
 
     fn save_state(&self) -> Result<(), LabError> {

@@ -1,6 +1,6 @@
 //! SIGINT and SIGTERM as a readable descriptor the poll loop can wait on.
 
-use std::io;
+use std::io::{self, Read};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 
@@ -20,5 +20,11 @@ impl StopSignal {
 
     pub fn fd(&self) -> RawFd {
         self.rx.as_raw_fd()
+    }
+
+    /// Whether a stop signal came, for loops that do not poll the fd.
+    pub fn raised(&self) -> bool {
+        let mut b = [0u8; 16];
+        matches!((&self.rx).read(&mut b), Ok(n) if n > 0)
     }
 }
