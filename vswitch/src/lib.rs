@@ -29,6 +29,7 @@ pub mod switch;
 pub mod time;
 pub mod topology_rules;
 pub mod trace;
+pub mod vxlan;
 
 pub use output::{Emit, Output, Payload, TagEdit};
 pub use port::PortId;

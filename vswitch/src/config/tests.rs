@@ -155,7 +155,8 @@ fn contract_example() {
             masquerade: true,
             mode: IpvlanMode::L2,
             parent: None,
-            mtu: 1500,
+            // A vxlan port carries the network: room for the encapsulation.
+            mtu: 1450,
         }
     );
     let lan = &c.networks[1];
@@ -187,7 +188,9 @@ fn contract_example() {
             vni: None,
             remote: vec![],
             local: None,
-            mtu: 1500,
+            learn_peers: false,
+            key: None,
+            mtu: 1450,
             port_security: true,
         }
     );
@@ -364,6 +367,7 @@ vlan = 11
             mac: mac("02:00:00:00:00:bb"),
             port: "b".into(),
             vlan: VlanId::try_new(11),
+            remote: None,
         }]
     );
 }

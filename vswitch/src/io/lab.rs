@@ -22,6 +22,7 @@ use crate::config::{Config, Driver, Port, PortKind};
 
 use super::afpacket::PacketSocket;
 use super::tap::Tap;
+use super::vxlan::VxlanSocket;
 
 pub const RUN_DIR: &str = "/run/vswitch";
 
@@ -29,6 +30,7 @@ pub const RUN_DIR: &str = "/run/vswitch";
 pub enum Device {
     Tap(Tap),
     Packet(PacketSocket),
+    Vxlan(VxlanSocket),
 }
 
 /// What `setup` built; `teardown` (or drop) removes it.
@@ -94,7 +96,15 @@ impl Lab {
         match port.kind {
             PortKind::Tap => self.add_tap(config, port).map(Device::Tap),
             PortKind::Afpacket => open_packet(port.interface.as_deref().unwrap_or(&port.name)),
-            PortKind::Vxlan => Err(err("kind = \"vxlan\" ports are not supported yet")),
+            PortKind::Vxlan => {
+                // A sealing port's counters start at the wall clock (see vxlan::seal).
+                let clock_ns = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos() as u64);
+                VxlanSocket::open(port, clock_ns)
+                    .map(Device::Vxlan)
+                    .map_err(|e| err(e.to_string()))
+            }
         }
     }
 
