@@ -191,12 +191,10 @@ impl<'a> Icmpv4Repr<'a> {
                 seq_no,
                 data,
             },
-            msg::DST_UNREACHABLE if p.code() == code::FRAG_NEEDED => {
-                Icmpv4Repr::FragNeeded {
-                    mtu: p.echo_seq_no(),
-                    invoking: data,
-                }
-            }
+            msg::DST_UNREACHABLE if p.code() == code::FRAG_NEEDED => Icmpv4Repr::FragNeeded {
+                mtu: p.echo_seq_no(),
+                invoking: data,
+            },
             msg::DST_UNREACHABLE => Icmpv4Repr::DstUnreachable {
                 code: p.code(),
                 invoking: data,
@@ -243,9 +241,7 @@ impl<'a> Icmpv4Repr<'a> {
             Icmpv4Repr::TimeExceeded { code, .. } => (msg::TIME_EXCEEDED, code, 0, 0),
             // The next-hop MTU is the low half of the word an echo's
             // sequence number occupies.
-            Icmpv4Repr::FragNeeded { mtu, .. } => {
-                (msg::DST_UNREACHABLE, code::FRAG_NEEDED, 0, mtu)
-            }
+            Icmpv4Repr::FragNeeded { mtu, .. } => (msg::DST_UNREACHABLE, code::FRAG_NEEDED, 0, mtu),
         };
         p.set_msg_type(msg_type);
         p.set_code(code);

@@ -48,7 +48,9 @@ pub enum Refusal {
     Reject(RejectWith),
     /// Larger than the egress port's `mtu`: dropped, and a sender that set
     /// DF is told the MTU (ICMP fragmentation needed), as a router would.
-    TooBig { mtu: u16 },
+    TooBig {
+        mtu: u16,
+    },
 }
 
 /// A packet between hooks: what the rules see of it, what targets changed,

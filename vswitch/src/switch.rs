@@ -517,7 +517,16 @@ impl Switch {
         let verdict = if to_gateway {
             self.at_gateway(now, &gw, ingress, &parsed, frame, size, pass.as_mut(), out)
         } else {
-            self.bridge(now, domain, ingress, &parsed, frame, size, pass.as_mut(), out)
+            self.bridge(
+                now,
+                domain,
+                ingress,
+                &parsed,
+                frame,
+                size,
+                pass.as_mut(),
+                out,
+            )
         };
         let Some(mut pass) = pass else {
             return verdict;
@@ -992,8 +1001,9 @@ impl Switch {
                 let df = Ipv4Packet::new_checked(&frame[parsed.l3_offset..])
                     .is_ok_and(|ip| ip.dont_frag());
                 if df {
-                    self.firewall
-                        .note(|| format!("mtu: answering the sender: fragmentation needed, mtu {mtu}"));
+                    self.firewall.note(|| {
+                        format!("mtu: answering the sender: fragmentation needed, mtu {mtu}")
+                    });
                     let error = IcmpError::FragNeeded { mtu };
                     self.icmp_error(now, gw, ingress, parsed, frame, error, out);
                 }

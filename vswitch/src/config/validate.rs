@@ -715,9 +715,19 @@ fn port<'r>(
     only_for(e, p.vni.as_ref().map(span), "vni", PortKind::Vxlan);
     only_for(e, p.remote.as_ref().map(span), "remote", PortKind::Vxlan);
     only_for(e, p.local.as_ref().map(span), "local", PortKind::Vxlan);
-    only_for(e, p.learn_peers.as_ref().map(span), "learn_peers", PortKind::Vxlan);
+    only_for(
+        e,
+        p.learn_peers.as_ref().map(span),
+        "learn_peers",
+        PortKind::Vxlan,
+    );
     only_for(e, p.encrypt.as_ref().map(span), "encrypt", PortKind::Vxlan);
-    only_for(e, p.key_file.as_ref().map(span), "key_file", PortKind::Vxlan);
+    only_for(
+        e,
+        p.key_file.as_ref().map(span),
+        "key_file",
+        PortKind::Vxlan,
+    );
 
     // The address: "dhcp", a static one reserved now, or none yet.
     let mut ip = None;
@@ -1281,7 +1291,10 @@ fn fdb_remote(e: &mut Errors, r: &S<String>, f: &raw::Fdb, known: &Endpoints) ->
         Some(p) if p.kind != PortKind::Vxlan => {
             e.at(
                 span(r),
-                format!("fdb: remote applies to vxlan ports, and {:?} is {}", p.name, p.kind),
+                format!(
+                    "fdb: remote applies to vxlan ports, and {:?} is {}",
+                    p.name, p.kind
+                ),
             );
             None
         }

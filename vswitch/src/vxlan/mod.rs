@@ -65,7 +65,11 @@ impl Tunnel {
 
     /// Checks one received datagram (the UDP payload) from `from` and, when
     /// sealed, opens it in place. The inner frame is at the returned range.
-    pub fn decap(&mut self, from: Ipv4Addr, datagram: &mut [u8]) -> Result<Range<usize>, DropReason> {
+    pub fn decap(
+        &mut self,
+        from: Ipv4Addr,
+        datagram: &mut [u8],
+    ) -> Result<Range<usize>, DropReason> {
         let header = VxlanRepr::parse(datagram).map_err(|_| DropReason::VxlanMalformed)?;
         if header.vni != self.vni {
             return Err(DropReason::VxlanBadVni);
