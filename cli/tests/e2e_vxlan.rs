@@ -66,6 +66,15 @@ impl Underlay {
     }
 }
 
+/// A namespace the test made, removed on drop.
+struct Netns(String);
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        e2e::remove_netns(&[&self.0]);
+    }
+}
+
 impl Drop for Underlay {
     fn drop(&mut self) {
         self.remove();
@@ -286,6 +295,10 @@ fn two_hosts(prefix: &str, net: u8, seal: bool) -> Vec<u8> {
             key,
         ),
     );
+    // Under `ip netns exec` the switch has a mount namespace of its own, so
+    // a namespace it created would be invisible here: c2's is made first.
+    ip(&["netns", "add", &c2]);
+    let _c2 = Netns(c2.clone());
     let two = Running::start_in_netns(
         Path::new(BIN),
         &host2,
