@@ -584,7 +584,7 @@ fn shared_sockets(e: &mut Errors, drafts: &[Draft]) {
         if let Some((b, other)) = clash {
             let p = d.raw.get_ref();
             e.at(
-                at_or(p.local.as_ref(), d.raw.span()),
+                at_or(p.local.as_ref().or(p.kind.as_ref()), d.raw.span()),
                 format!(
                     "port {:?}: local {local} overlaps port {other:?}'s {b}; give each vxlan port its own address or UDP port",
                     d.port.name
