@@ -30,8 +30,6 @@ use self::seal::{OpenError, Opener, Sealer};
 /// A vxlan port's VTEP as the pipeline keeps it.
 pub struct Tunnel {
     pub vni: Vni,
-    /// Where the port's socket is bound; its port is also the peers'.
-    pub local: SocketAddrV4,
     /// Peers: frames are taken from these, and flooded to them.
     pub remotes: Vec<Ipv4Addr>,
     /// Frames from VTEPs not in `remotes` are taken too.
@@ -55,7 +53,6 @@ impl Tunnel {
         let vni = Vni::try_new(p.vni?)?;
         Some(Tunnel {
             vni,
-            local: local_addr(p),
             remotes: p.remote.clone(),
             learn_peers: p.learn_peers,
             mtu: p.mtu,
