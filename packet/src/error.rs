@@ -17,6 +17,7 @@ pub enum Layer {
     Udp,
     /// The virtio-net header in front of a frame.
     Vnet,
+    Vxlan,
 }
 
 impl Layer {
@@ -32,6 +33,7 @@ impl Layer {
             Layer::Tcp => "tcp",
             Layer::Udp => "udp",
             Layer::Vnet => "virtio-net",
+            Layer::Vxlan => "vxlan",
         }
     }
 }

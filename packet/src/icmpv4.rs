@@ -165,6 +165,12 @@ pub enum Icmpv4Repr<'a> {
         code: u8,
         invoking: &'a [u8],
     },
+    /// Destination unreachable, fragmentation needed and DF set (code 4),
+    /// with the next hop's MTU (RFC 1191).
+    FragNeeded {
+        mtu: u16,
+        invoking: &'a [u8],
+    },
 }
 
 impl<'a> Icmpv4Repr<'a> {
@@ -184,6 +190,10 @@ impl<'a> Icmpv4Repr<'a> {
                 ident,
                 seq_no,
                 data,
+            },
+            msg::DST_UNREACHABLE if p.code() == code::FRAG_NEEDED => Icmpv4Repr::FragNeeded {
+                mtu: p.echo_seq_no(),
+                invoking: data,
             },
             msg::DST_UNREACHABLE => Icmpv4Repr::DstUnreachable {
                 code: p.code(),
@@ -206,7 +216,8 @@ impl<'a> Icmpv4Repr<'a> {
         match *self {
             Icmpv4Repr::EchoRequest { data, .. } | Icmpv4Repr::EchoReply { data, .. } => data,
             Icmpv4Repr::DstUnreachable { invoking, .. }
-            | Icmpv4Repr::TimeExceeded { invoking, .. } => invoking,
+            | Icmpv4Repr::TimeExceeded { invoking, .. }
+            | Icmpv4Repr::FragNeeded { invoking, .. } => invoking,
         }
     }
 
@@ -215,7 +226,8 @@ impl<'a> Icmpv4Repr<'a> {
     }
 
     /// Writes the message and its checksum at the start of `buf`. The 4
-    /// bytes after the checksum of an error are zero (no next-hop MTU).
+    /// bytes after the checksum of an error are zero, but for the MTU of
+    /// `FragNeeded`.
     ///
     /// # Panics
     /// If `buf` is shorter than `buffer_len()`.
@@ -227,6 +239,9 @@ impl<'a> Icmpv4Repr<'a> {
             Icmpv4Repr::EchoReply { ident, seq_no, .. } => (msg::ECHO_REPLY, 0, ident, seq_no),
             Icmpv4Repr::DstUnreachable { code, .. } => (msg::DST_UNREACHABLE, code, 0, 0),
             Icmpv4Repr::TimeExceeded { code, .. } => (msg::TIME_EXCEEDED, code, 0, 0),
+            // The next-hop MTU is the low half of the word an echo's
+            // sequence number occupies.
+            Icmpv4Repr::FragNeeded { mtu, .. } => (msg::DST_UNREACHABLE, code::FRAG_NEEDED, 0, mtu),
         };
         p.set_msg_type(msg_type);
         p.set_code(code);
@@ -346,6 +361,21 @@ mod tests {
             (p.msg_type(), p.code(), p.echo_ident(), p.echo_seq_no()),
             (11, 0, 0, 0)
         );
+        assert_eq!(Icmpv4Repr::parse(&buf), Ok(repr));
+    }
+
+    #[test]
+    fn frag_needed_carries_the_mtu() {
+        let invoking = error_quote(&UDP_DNS_QUERY[14..]);
+        let repr = Icmpv4Repr::FragNeeded {
+            mtu: 1450,
+            invoking,
+        };
+        let mut buf = vec![0xaa; repr.buffer_len()];
+        repr.emit(&mut buf);
+        let p = Icmpv4Packet::new_checked(&buf[..]).unwrap();
+        assert!(p.verify_checksum());
+        assert_eq!(&buf[..8], &[3, 4, buf[2], buf[3], 0, 0, 0x05, 0xaa]);
         assert_eq!(Icmpv4Repr::parse(&buf), Ok(repr));
     }
 

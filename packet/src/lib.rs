@@ -32,6 +32,7 @@ pub mod udp;
 pub mod vlan;
 pub mod vlan_id;
 pub mod vnet;
+pub mod vxlan;
 
 #[cfg(test)]
 mod fixtures;

@@ -70,10 +70,27 @@ impl Running {
         Running::start_file_with(bin, config, &[])
     }
 
+    /// `start`, with the switch running inside network namespace `netns`
+    /// (`ip netns exec`), as on another host.
+    pub fn start_in_netns(bin: &Path, netns: &str, name: &str, topo: &str) -> Running {
+        let dir = std::env::temp_dir().join(format!("vswitch-e2e-{name}"));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let config = dir.join("topo.toml");
+        std::fs::write(&config, topo).expect("write topo");
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", netns]).arg(bin);
+        Running::spawn(cmd, &config, &[])
+    }
+
     fn start_file_with(bin: &Path, config: &Path, args: &[&str]) -> Running {
+        Running::spawn(Command::new(bin), config, args)
+    }
+
+    /// Runs `cmd run --config CONFIG ARGS` and waits for `ready`.
+    fn spawn(mut cmd: Command, config: &Path, args: &[&str]) -> Running {
         let stderr = config.with_extension("stderr");
         let err = std::fs::File::create(&stderr).expect("stderr file");
-        let mut child = Command::new(bin)
+        let mut child = cmd
             .args(["run", "--config"])
             .arg(config)
             .args(args)

@@ -145,7 +145,7 @@ fn fdb(switch: &Switch, now: Timestamp, json: bool) -> String {
         .fdb()
         .iter()
         .filter_map(|(domain, mac, e)| {
-            let port = switch.port(e.port)?;
+            let port = switch.port(e.at.port)?;
             let net = switch.networks().get(usize::from(domain.network))?;
             let age = now.since(e.last_seen).as_secs();
             Some((
@@ -153,6 +153,7 @@ fn fdb(switch: &Switch, now: Timestamp, json: bool) -> String {
                 domain.vlan,
                 mac,
                 port.name.as_str(),
+                e.at.vtep,
                 e.is_static,
                 age,
             ))
@@ -162,16 +163,20 @@ fn fdb(switch: &Switch, now: Timestamp, json: bool) -> String {
     if json {
         let v: Vec<_> = rows
             .iter()
-            .map(|(net, vlan, mac, port, st, age)| {
+            .map(|(net, vlan, mac, port, vtep, st, age)| {
                 json!({"mac": mac.to_string(), "port": port, "network": net, "vlan": vlan,
+                       "remote": vtep.map(|v| v.to_string()),
                        "static": st, "age_secs": if *st { None } else { Some(age) }})
             })
             .collect();
         return format!("{}\n", serde_json::Value::Array(v));
     }
     let mut s = String::new();
-    for (net, vlan, mac, port, st, age) in rows {
+    for (net, vlan, mac, port, vtep, st, age) in rows {
         let _ = write!(s, "{mac} dev {port}");
+        if let Some(vtep) = vtep {
+            let _ = write!(s, " dst {vtep}");
+        }
         if vlan != 0 {
             let _ = write!(s, " vlan {vlan}");
         }

@@ -1,4 +1,5 @@
-//! The forwarding database: which port a MAC address was last seen on.
+//! The forwarding database: which port a MAC address was last seen on, and
+//! behind a vxlan port, which remote VTEP (as `bridge fdb` keeps `dst`).
 //!
 //! Key: (network, VLAN, MAC). Each network is its own L2 domain and each VLAN
 //! inside it another, so the same MAC may be learned once per domain and
@@ -16,6 +17,7 @@
 //! Owned by the pipeline; the I/O layer reaches it only through `Switch`.
 
 use std::collections::{HashMap, VecDeque};
+use std::net::Ipv4Addr;
 
 use foldhash::fast::RandomState;
 use std::time::Duration;
@@ -38,9 +40,22 @@ struct Key {
     mac: MacAddr,
 }
 
+/// Where a MAC lives: a port, and for a vxlan port the VTEP behind it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Station {
+    pub port: PortId,
+    pub vtep: Option<Ipv4Addr>,
+}
+
+impl From<PortId> for Station {
+    fn from(port: PortId) -> Station {
+        Station { port, vtep: None }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Entry {
-    pub port: PortId,
+    pub at: Station,
     pub last_seen: Timestamp,
     pub is_static: bool,
 }
@@ -50,10 +65,11 @@ pub struct Entry {
 pub enum Learned {
     New,
     Refreshed,
+    /// To another port, or another VTEP behind the same one.
     Moved {
-        from: PortId,
+        from: Station,
     },
-    /// A static entry names another port; learning does not override it.
+    /// A static entry names another station; learning does not override it.
     StaticElsewhere,
     /// The table is full of static entries; nothing could be evicted.
     Full,
@@ -83,12 +99,12 @@ impl Fdb {
         }
     }
 
-    pub fn add_static(&mut self, domain: Domain, mac: MacAddr, port: PortId) {
+    pub fn add_static(&mut self, domain: Domain, mac: MacAddr, at: impl Into<Station>) {
         let key = Key { domain, mac };
         let old = self.entries.insert(
             key,
             Entry {
-                port,
+                at: at.into(),
                 last_seen: Timestamp::ZERO,
                 is_static: true,
             },
@@ -98,20 +114,27 @@ impl Fdb {
         }
     }
 
-    pub fn learn(&mut self, domain: Domain, mac: MacAddr, port: PortId, now: Timestamp) -> Learned {
+    pub fn learn(
+        &mut self,
+        domain: Domain,
+        mac: MacAddr,
+        at: impl Into<Station>,
+        now: Timestamp,
+    ) -> Learned {
+        let at = at.into();
         let key = Key { domain, mac };
         if let Some(e) = self.entries.get_mut(&key) {
             if e.is_static {
-                return if e.port == port {
+                return if e.at == at {
                     Learned::Refreshed
                 } else {
                     Learned::StaticElsewhere
                 };
             }
-            let from = e.port;
-            e.port = port;
+            let from = e.at;
+            e.at = at;
             e.last_seen = now;
-            return if from == port {
+            return if from == at {
                 Learned::Refreshed
             } else {
                 Learned::Moved { from }
@@ -123,7 +146,7 @@ impl Fdb {
         self.entries.insert(
             key,
             Entry {
-                port,
+                at,
                 last_seen: now,
                 is_static: false,
             },
@@ -133,10 +156,10 @@ impl Fdb {
         Learned::New
     }
 
-    /// The port for `mac` in `domain`, if learned and not aged out.
-    pub fn lookup(&self, domain: Domain, mac: MacAddr, now: Timestamp) -> Option<PortId> {
+    /// Where `mac` lives in `domain`, if learned and not aged out.
+    pub fn lookup(&self, domain: Domain, mac: MacAddr, now: Timestamp) -> Option<Station> {
         let e = self.entries.get(&Key { domain, mac })?;
-        (e.is_static || now.since(e.last_seen) <= self.aging).then_some(e.port)
+        (e.is_static || now.since(e.last_seen) <= self.aging).then_some(e.at)
     }
 
     /// Removes aged-out learned entries.
@@ -154,7 +177,7 @@ impl Fdb {
     /// Forgets everything learned on `port` (the port went away or moved network).
     pub fn flush_port(&mut self, port: PortId) {
         let before = self.entries.len();
-        self.entries.retain(|_, e| e.is_static || e.port != port);
+        self.entries.retain(|_, e| e.is_static || e.at.port != port);
         self.learned -= before - self.entries.len();
     }
 
@@ -221,7 +244,7 @@ mod tests {
         let mut f = Fdb::new(16, Duration::from_secs(300));
         let t0 = Timestamp::from_secs(10);
         assert_eq!(f.learn(D, mac(1), PortId(1), t0), Learned::New);
-        assert_eq!(f.lookup(D, mac(1), t0), Some(PortId(1)));
+        assert_eq!(f.lookup(D, mac(1), t0), Some(PortId(1).into()));
         assert_eq!(
             f.lookup(
                 Domain {
@@ -235,11 +258,13 @@ mod tests {
         );
         assert_eq!(
             f.learn(D, mac(1), PortId(2), t0),
-            Learned::Moved { from: PortId(1) }
+            Learned::Moved {
+                from: PortId(1).into()
+            }
         );
         assert_eq!(
             f.lookup(D, mac(1), Timestamp::from_secs(310)),
-            Some(PortId(2))
+            Some(PortId(2).into())
         );
         assert_eq!(f.lookup(D, mac(1), Timestamp::from_secs(311)), None);
         f.expire(Timestamp::from_secs(311));
@@ -275,7 +300,7 @@ mod tests {
         f.expire(Timestamp::from_secs(1000));
         assert_eq!(
             f.lookup(D, mac(1), Timestamp::from_secs(1000)),
-            Some(PortId(3))
+            Some(PortId(3).into())
         );
         // The one learned slot still works beside the static entry.
         assert_eq!(
@@ -287,6 +312,30 @@ mod tests {
             Learned::New
         );
         assert_eq!(f.len(), 2);
+    }
+
+    #[test]
+    fn a_mac_moving_between_vteps_of_one_port_is_a_move() {
+        let mut f = Fdb::new(16, Duration::from_secs(300));
+        let t = Timestamp::from_secs(1);
+        let behind = |ip: [u8; 4]| Station {
+            port: PortId(4),
+            vtep: Some(Ipv4Addr::from(ip)),
+        };
+        assert_eq!(f.learn(D, mac(1), behind([198, 18, 0, 2]), t), Learned::New);
+        assert_eq!(
+            f.learn(D, mac(1), behind([198, 18, 0, 3]), t),
+            Learned::Moved {
+                from: behind([198, 18, 0, 2])
+            }
+        );
+        assert_eq!(f.lookup(D, mac(1), t), Some(behind([198, 18, 0, 3])));
+        // A static entry pins the VTEP too.
+        f.add_static(D, mac(2), behind([198, 18, 0, 2]));
+        assert_eq!(
+            f.learn(D, mac(2), behind([198, 18, 0, 3]), t),
+            Learned::StaticElsewhere
+        );
     }
 
     #[test]

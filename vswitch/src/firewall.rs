@@ -46,6 +46,11 @@ pub enum Refusal {
     Drop(DropReason),
     /// Dropped, and the sender is to be answered.
     Reject(RejectWith),
+    /// Larger than the egress port's `mtu`: dropped, and a sender that set
+    /// DF is told the MTU (ICMP fragmentation needed), as a router would.
+    TooBig {
+        mtu: u16,
+    },
 }
 
 /// A packet between hooks: what the rules see of it, what targets changed,
@@ -334,7 +339,7 @@ impl Firewall {
         self.bind_pending(pass, l3_offset, frame)
             .map_err(|r| match r {
                 Refusal::Drop(reason) => reason,
-                Refusal::Reject(_) => DropReason::NatExhausted,
+                Refusal::Reject(_) | Refusal::TooBig { .. } => DropReason::NatExhausted,
             })
     }
 

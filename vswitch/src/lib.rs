@@ -31,6 +31,7 @@ pub mod switch;
 pub mod time;
 pub mod topology_rules;
 pub mod trace;
+pub mod vxlan;
 
 pub use output::{Emit, Output, Payload, TagEdit};
 pub use port::PortId;

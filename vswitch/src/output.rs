@@ -11,6 +11,7 @@ use core::ops::Range;
 use packet::ethernet::ethertype;
 
 use crate::port::PortId;
+use crate::vxlan::TunnelDst;
 
 /// The 802.1Q edit applied to a frame as it leaves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,6 +39,8 @@ pub struct Emit {
     pub port: PortId,
     pub payload: Payload,
     pub tag: TagEdit,
+    /// For a vxlan port: the VTEP this copy goes to.
+    pub tunnel: Option<TunnelDst>,
 }
 
 /// The frames one `process` call sends. Cleared by the caller between calls.
@@ -72,6 +75,7 @@ impl Output {
             port,
             payload: Payload::Ingress,
             tag,
+            tunnel: None,
         });
     }
 
@@ -92,6 +96,7 @@ impl Output {
             port,
             payload: Payload::Built(range.clone()),
             tag,
+            tunnel: None,
         });
         range
     }
@@ -113,7 +118,26 @@ impl Output {
             port,
             payload: Payload::Built(range),
             tag,
+            tunnel: None,
         });
+    }
+
+    /// Sends emit `i` to the VTEP `to`.
+    pub(crate) fn address(&mut self, i: usize, to: TunnelDst) {
+        if let Some(e) = self.emits.get_mut(i) {
+            e.tunnel = Some(to);
+        }
+    }
+
+    /// Sends what emit `i` sends to the VTEP `to` as well.
+    pub(crate) fn copy_to(&mut self, i: usize, to: TunnelDst) {
+        if let Some(e) = self.emits.get(i) {
+            let copy = Emit {
+                tunnel: Some(to),
+                ..e.clone()
+            };
+            self.emits.push(copy);
+        }
     }
 
     /// The frame `e` sends, as up to three slices to write in order.
@@ -181,6 +205,7 @@ mod tests {
             port: PortId(1),
             payload: Payload::Ingress,
             tag,
+            tunnel: None,
         }
     }
 

@@ -7,6 +7,7 @@ use std::net::Ipv4Addr;
 use packet::MacAddr;
 
 use crate::stats::PortStats;
+use crate::vxlan::Tunnel;
 
 /// Index of a port in the switch, stable for the switch's lifetime.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Default)]
@@ -88,6 +89,8 @@ pub struct Port {
     pub mac: MacAddr,
     pub ip: Option<Ipv4Addr>,
     pub stats: PortStats,
+    /// A vxlan port's VTEP.
+    pub tunnel: Option<Tunnel>,
 }
 
 #[cfg(test)]

@@ -39,10 +39,24 @@ pub enum DropReason {
     NatUnsupported,
     /// No free address and port was left for a translation.
     NatExhausted,
+    /// Larger than the egress port carries (a vxlan port's `mtu`); the
+    /// sender was told with ICMP fragmentation-needed if it set DF.
+    TooBig,
+    /// A datagram on a vxlan port without a valid VXLAN header (too short,
+    /// I flag clear) or, sealed, too short for its nonce and tag.
+    VxlanMalformed,
+    /// A VXLAN header with a VNI not the port's.
+    VxlanBadVni,
+    /// From a VTEP not in the port's `remote` list.
+    VxlanUnknownPeer,
+    /// A sealed datagram whose tag does not match (another key, or altered).
+    VxlanForged,
+    /// A sealed datagram whose counter was taken before, or is too old.
+    VxlanReplayed,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 16] = [
+    pub const ALL: [DropReason; 22] = [
         DropReason::Malformed,
         DropReason::VlanNotAllowed,
         DropReason::BadSourceMac,
@@ -59,6 +73,12 @@ impl DropReason {
         DropReason::ConntrackClash,
         DropReason::NatUnsupported,
         DropReason::NatExhausted,
+        DropReason::TooBig,
+        DropReason::VxlanMalformed,
+        DropReason::VxlanBadVni,
+        DropReason::VxlanUnknownPeer,
+        DropReason::VxlanForged,
+        DropReason::VxlanReplayed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -79,6 +99,12 @@ impl DropReason {
             DropReason::ConntrackClash => "conntrack_clash",
             DropReason::NatUnsupported => "nat_unsupported",
             DropReason::NatExhausted => "nat_exhausted",
+            DropReason::TooBig => "too_big",
+            DropReason::VxlanMalformed => "vxlan_malformed",
+            DropReason::VxlanBadVni => "vxlan_bad_vni",
+            DropReason::VxlanUnknownPeer => "vxlan_unknown_peer",
+            DropReason::VxlanForged => "vxlan_forged",
+            DropReason::VxlanReplayed => "vxlan_replayed",
         }
     }
 

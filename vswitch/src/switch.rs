@@ -8,9 +8,14 @@
 //! gateway -> PREROUTING (raw, conntrack, mangle, nat) -> for the gateway
 //! itself: INPUT, then ICMP echo; routed between networks: TTL, next hop,
 //! FORWARD and POSTROUTING; bridged: FDB lookup, then FORWARD and
-//! POSTROUTING per egress port -> send, and conntrack confirms.
+//! POSTROUTING per egress port -> send, and conntrack confirms. Copies
+//! leaving by a vxlan port are then given their VTEPs.
+//!
+//! A vxlan port's datagrams come in through `decapsulate` first, which
+//! checks and unwraps them; the inner frame then takes the same path.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::ops::Range;
 use std::time::Duration;
 
 use packet::arp::{ArpOp, ArpRepr};
@@ -22,19 +27,20 @@ use packet::{MacAddr, Parsed, L3, L4};
 
 use crate::config::{Config, ConfigErrors, Ipv4Net};
 use crate::dhcp::Destination;
-use crate::fdb::{Domain, Fdb, Learned};
+use crate::fdb::{Domain, Fdb, Learned, Station};
 use crate::firewall::{self, Firewall, Pass, Refusal};
 use crate::flowspec;
 use crate::gateway::{self, Body, Gateway, Reply};
 use crate::neigh::Neighbours;
 use crate::netfilter::Iface;
-use crate::output::{Output, TagEdit};
+use crate::output::{Output, Payload, TagEdit};
 use crate::port::{Egress, Port, PortId, VlanMembership};
 use crate::reject::{self, Refused, TcpResetFrame};
 use crate::services::{self, Asker, Dns, Services};
 use crate::stats::DropReason;
 use crate::time::Timestamp;
 use crate::topology_rules;
+use crate::vxlan::{Tunnel, TunnelDst};
 
 mod reload;
 
@@ -65,6 +71,44 @@ pub struct RxInfo {
     /// The transport checksum holds only the pseudo header's sum (a frame
     /// from a port with offloads); NAT must patch it as such.
     pub partial_csum: bool,
+    /// A super-frame's payload bytes per segment (0: one packet), to judge
+    /// its segments against an egress MTU.
+    pub gso_size: u16,
+    /// The VTEP a frame from a vxlan port came from (see `decapsulate`).
+    pub vtep: Option<Ipv4Addr>,
+}
+
+/// A vxlan datagram accepted by `Switch::decapsulate`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decapsulated {
+    /// The inner frame, within the datagram.
+    pub inner: Range<usize>,
+    pub rx: RxInfo,
+}
+
+/// A frame's size as egress ports judge it: all its bytes, and the
+/// largest IP packet it leaves as (one segment of a super-frame).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Size {
+    len: usize,
+    packet: usize,
+}
+
+impl Size {
+    fn of(parsed: &Parsed, len: usize, gso_size: u16) -> Size {
+        let whole = len.saturating_sub(parsed.l3_offset);
+        let seg = usize::from(gso_size);
+        let packet = match (seg, parsed.l4) {
+            (0, _) => whole,
+            (_, L4::Tcp { payload_len, .. }) => whole.saturating_sub(payload_len) + seg,
+            (_, L4::Udp { .. }) => parsed.l4_offset.saturating_sub(parsed.l3_offset) + 8 + seg,
+            _ => whole,
+        };
+        Size {
+            len,
+            packet: packet.min(whole),
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -120,6 +164,7 @@ impl Switch {
                     mac: p.mac,
                     ip: p.ip,
                     stats: Default::default(),
+                    tunnel: Tunnel::new(p),
                 }
             })
             .collect::<Vec<_>>();
@@ -147,6 +192,7 @@ impl Switch {
                 mac,
                 ip: Some(u.ip),
                 stats: Default::default(),
+                tunnel: None,
             });
         }
         let mut fdb = Fdb::new(
@@ -161,7 +207,11 @@ impl Switch {
                     network: port.network,
                     vlan,
                 };
-                fdb.add_static(domain, s.mac, PortId(i as u16));
+                let at = Station {
+                    port: PortId(i as u16),
+                    vtep: s.remote,
+                };
+                fdb.add_static(domain, s.mac, at);
             }
         }
         let mut neighbours = Neighbours::default();
@@ -274,6 +324,37 @@ impl Switch {
         self.process_rx(now, ingress, frame, out, RxInfo::default())
     }
 
+    /// Checks a datagram that vxlan port `port` received from `from` (its
+    /// UDP payload) and unwraps it in place; a refusal is counted on the
+    /// port. The inner frame then goes to `process_rx` with the `RxInfo`.
+    pub fn decapsulate(
+        &mut self,
+        port: PortId,
+        from: SocketAddrV4,
+        datagram: &mut [u8],
+    ) -> Result<Decapsulated, DropReason> {
+        let Some(p) = self.ports.get_mut(port.index()) else {
+            return Err(DropReason::NoEgress);
+        };
+        let Some(tunnel) = p.tunnel.as_mut() else {
+            return Err(DropReason::NoEgress);
+        };
+        match tunnel.decap(*from.ip(), datagram) {
+            Ok(inner) => Ok(Decapsulated {
+                inner,
+                rx: RxInfo {
+                    vtep: Some(*from.ip()),
+                    ..RxInfo::default()
+                },
+            }),
+            Err(reason) => {
+                p.stats.rx(datagram.len());
+                p.stats.drop(reason);
+                Err(reason)
+            }
+        }
+    }
+
     /// `process` for a frame with what the I/O layer knows of it.
     pub fn process_rx(
         &mut self,
@@ -291,7 +372,56 @@ impl Switch {
         if let Verdict::Dropped(reason) = verdict {
             self.ports[ingress.index()].stats.drop(reason);
         }
+        self.address_tunnels(now, frame, out);
         verdict
+    }
+
+    /// Gives each copy bound for a vxlan port its VTEP: the one its
+    /// destination MAC was learned behind, else every `remote` (head-end
+    /// replication of broadcast, multicast and unknown unicast), with the
+    /// outer source port from the inner flow.
+    fn address_tunnels(&mut self, now: Timestamp, frame: &[u8], out: &mut Output) {
+        // Copies appended here are addressed already.
+        for i in 0..out.emits().len() {
+            let e = &out.emits()[i];
+            let Some(p) = self.ports.get_mut(e.port.index()) else {
+                continue;
+            };
+            let (Some(tunnel), None) = (&p.tunnel, e.tunnel) else {
+                continue;
+            };
+            let bytes = match &e.payload {
+                Payload::Ingress => frame,
+                Payload::Built(r) => out.built(r.clone()),
+            };
+            let len = bytes.len();
+            let (dst, src_port) = match Parsed::parse(bytes) {
+                Ok(inner) => (inner.dst, packet::vxlan::source_port(&inner)),
+                Err(_) => (MacAddr::BROADCAST, packet::vxlan::SOURCE_PORTS.0),
+            };
+            let domain = Domain {
+                network: p.network,
+                vlan: p.vlans.access,
+            };
+            let learned = match dst.is_unicast() {
+                true => self.fdb.lookup(domain, dst, now).and_then(|s| s.vtep),
+                false => None,
+            };
+            if let Some(vtep) = learned {
+                out.address(i, TunnelDst { vtep, src_port });
+                continue;
+            }
+            for (k, &vtep) in tunnel.remotes.iter().enumerate() {
+                let to = TunnelDst { vtep, src_port };
+                if k == 0 {
+                    out.address(i, to);
+                } else {
+                    out.copy_to(i, to);
+                    // The pipeline counted one copy.
+                    p.stats.tx(len);
+                }
+            }
+        }
     }
 
     fn decide(
@@ -327,9 +457,14 @@ impl Switch {
         if parsed.src.is_multicast() || parsed.src.is_zero() {
             return Verdict::Dropped(DropReason::BadSourceMac);
         }
-        if self.fdb.learn(domain, parsed.src, ingress, now) == Learned::Full {
+        let station = Station {
+            port: ingress,
+            vtep: rx.vtep,
+        };
+        if self.fdb.learn(domain, parsed.src, station, now) == Learned::Full {
             return Verdict::Dropped(DropReason::FdbFull);
         }
+        let size = Size::of(&parsed, frame.len(), rx.gso_size);
 
         let gw = self.networks[usize::from(domain.network)].gateway;
         let at_gateway = gw.domain == domain;
@@ -339,7 +474,7 @@ impl Switch {
                     return v;
                 }
             }
-            return self.bridge(now, domain, ingress, &parsed, frame, None, out);
+            return self.bridge(now, domain, ingress, &parsed, frame, size, None, out);
         }
 
         let to_gateway = at_gateway && (parsed.dst == gw.mac || is_dhcp_broadcast(&parsed));
@@ -366,9 +501,18 @@ impl Switch {
             parsed = p;
         }
         let verdict = if to_gateway {
-            self.at_gateway(now, &gw, ingress, &parsed, frame, pass.as_mut(), out)
+            self.at_gateway(now, &gw, ingress, &parsed, frame, size, pass.as_mut(), out)
         } else {
-            self.bridge(now, domain, ingress, &parsed, frame, pass.as_mut(), out)
+            self.bridge(
+                now,
+                domain,
+                ingress,
+                &parsed,
+                frame,
+                size,
+                pass.as_mut(),
+                out,
+            )
         };
         let Some(mut pass) = pass else {
             return verdict;
@@ -431,6 +575,7 @@ impl Switch {
         ingress: PortId,
         parsed: &Parsed,
         frame: &mut [u8],
+        size: Size,
         pass: Option<&mut Pass>,
         out: &mut Output,
     ) -> Verdict {
@@ -440,7 +585,7 @@ impl Switch {
         let local = match self.networks.iter().find(|n| n.gateway.ip == dst) {
             Some(n) => n.gateway.ip,
             None if dst.is_broadcast() => gw.ip,
-            None => return self.route(now, gw, ingress, parsed, frame, pass, out),
+            None => return self.route(now, gw, ingress, parsed, frame, size, pass, out),
         };
         // Answered from the address asked, in the name of the ingress side.
         let responder = Gateway { ip: local, ..*gw };
@@ -517,16 +662,10 @@ impl Switch {
                 return Verdict::Local;
             }
             _ => {
-                self.icmp_error(
-                    now,
-                    gw,
-                    ingress,
-                    parsed,
-                    frame,
-                    msg::DST_UNREACHABLE,
-                    3,
-                    out,
-                );
+                let error = IcmpError::Unreachable {
+                    code: icmpv4::code::PORT_UNREACHABLE,
+                };
+                self.icmp_error(now, gw, ingress, parsed, frame, error, out);
                 return Verdict::Dropped(DropReason::NotForUs);
             }
         };
@@ -658,6 +797,7 @@ impl Switch {
         ingress: PortId,
         parsed: &Parsed,
         frame: &mut [u8],
+        size: Size,
         mut pass: Option<&mut Pass>,
         out: &mut Output,
     ) -> Verdict {
@@ -685,7 +825,7 @@ impl Switch {
             _ => dst,
         };
         if ttl <= 1 {
-            self.icmp_error(now, gw, ingress, parsed, frame, msg::TIME_EXCEEDED, 0, out);
+            self.icmp_error(now, gw, ingress, parsed, frame, IcmpError::TtlExceeded, out);
             return Verdict::Dropped(DropReason::TtlExceeded);
         }
         let egress_gw = self.networks[egress_net].gateway;
@@ -708,8 +848,8 @@ impl Switch {
         let domain = egress_gw.domain;
         let in_tag = parsed.vlan();
         let verdict = match self.fdb.lookup(domain, next_hop, now) {
-            Some(port) => {
-                let sent = self.filter_send(now, port, domain, in_tag, frame.len(), pass, out);
+            Some(at) => {
+                let sent = self.filter_send(now, at.port, domain, in_tag, size, pass, out);
                 match sent {
                     Ok(true) => Verdict::Forwarded(1),
                     Ok(false) => Verdict::Dropped(DropReason::NoEgress),
@@ -718,7 +858,7 @@ impl Switch {
                     }
                 }
             }
-            None => match self.flood(now, domain, ingress, in_tag, frame.len(), pass, out) {
+            None => match self.flood(now, domain, ingress, in_tag, size, pass, out) {
                 Ok(v) => v,
                 Err(refusal) => return self.refuse(now, refusal, gw, ingress, parsed, frame, out),
             },
@@ -743,15 +883,19 @@ impl Switch {
         ingress: PortId,
         parsed: &Parsed,
         frame: &mut [u8],
+        size: Size,
         pass: Option<&mut Pass>,
         out: &mut Output,
     ) -> Verdict {
         let in_tag = parsed.vlan();
-        let len = frame.len();
         let found = self.fdb.lookup(domain, parsed.dst, now);
         self.firewall.note(|| match found {
-            Some(p) if parsed.dst.is_unicast() => {
-                format!("fdb: {} on port {}", parsed.dst, self.ports[p.index()].name)
+            Some(at) if parsed.dst.is_unicast() => {
+                let port = &self.ports[at.port.index()].name;
+                match at.vtep {
+                    Some(vtep) => format!("fdb: {} on port {port} behind VTEP {vtep}", parsed.dst),
+                    None => format!("fdb: {} on port {port}", parsed.dst),
+                }
             }
             _ => format!(
                 "fdb: {} unknown or not unicast: flooding network {} vlan {}",
@@ -761,17 +905,17 @@ impl Switch {
             ),
         });
         let sent = match found {
-            Some(dst) if parsed.dst.is_unicast() => {
-                if dst == ingress {
+            Some(at) if parsed.dst.is_unicast() => {
+                if at.port == ingress {
                     return Verdict::Dropped(DropReason::SameSegment);
                 }
-                self.filter_send(now, dst, domain, in_tag, len, pass, out)
+                self.filter_send(now, at.port, domain, in_tag, size, pass, out)
                     .map(|sent| match sent {
                         true => Verdict::Forwarded(1),
                         false => Verdict::Dropped(DropReason::NoEgress),
                     })
             }
-            _ => self.flood(now, domain, ingress, in_tag, len, pass, out),
+            _ => self.flood(now, domain, ingress, in_tag, size, pass, out),
         };
         match sent {
             Ok(v) => v,
@@ -791,7 +935,7 @@ impl Switch {
         port: PortId,
         domain: Domain,
         in_tag: Option<u16>,
-        len: usize,
+        size: Size,
         pass: Option<&mut Pass>,
         out: &mut Output,
     ) -> Result<bool, Refusal> {
@@ -800,6 +944,17 @@ impl Switch {
         };
         if p.vlans.egress(domain.vlan).is_none() {
             return Ok(false);
+        }
+        if let Some(mtu) = p.tunnel.as_ref().map(|t| t.mtu) {
+            if size.packet > usize::from(mtu) {
+                self.firewall.note(|| {
+                    format!(
+                        "mtu: a {}-byte packet does not fit port {} (mtu {mtu})",
+                        size.packet, p.name
+                    )
+                });
+                return Err(Refusal::TooBig { mtu });
+            }
         }
         if let Some(pass) = pass {
             let oif = Iface {
@@ -810,7 +965,7 @@ impl Switch {
                 .note(|| format!("forward: towards port {}", p.name));
             self.firewall.forward(now, pass, oif)?;
         }
-        Ok(self.send(port, domain.vlan, in_tag, len, out))
+        Ok(self.send(port, domain.vlan, in_tag, size.len, out))
     }
 
     /// Drops a refused packet; a REJECT answers its sender first.
@@ -828,20 +983,26 @@ impl Switch {
         let with = match refusal {
             Refusal::Drop(reason) => return Verdict::Dropped(reason),
             Refusal::Reject(with) => with,
+            Refusal::TooBig { mtu } => {
+                let df = Ipv4Packet::new_checked(&frame[parsed.l3_offset..])
+                    .is_ok_and(|ip| ip.dont_frag());
+                if df {
+                    self.firewall.note(|| {
+                        format!("mtu: answering the sender: fragmentation needed, mtu {mtu}")
+                    });
+                    let error = IcmpError::FragNeeded { mtu };
+                    self.icmp_error(now, gw, ingress, parsed, frame, error, out);
+                }
+                return Verdict::Dropped(DropReason::TooBig);
+            }
         };
         self.firewall
             .note(|| format!("reject: answering the sender with {with}"));
         match reject::icmp_code(with) {
-            Some(code) => self.icmp_error(
-                now,
-                gw,
-                ingress,
-                parsed,
-                frame,
-                msg::DST_UNREACHABLE,
-                code,
-                out,
-            ),
+            Some(code) => {
+                let error = IcmpError::Unreachable { code };
+                self.icmp_error(now, gw, ingress, parsed, frame, error, out)
+            }
             None => self.tcp_reset(now, gw, ingress, parsed, out),
         }
         Verdict::Dropped(DropReason::Rejected)
@@ -941,8 +1102,7 @@ impl Switch {
         ingress: PortId,
         parsed: &Parsed,
         frame: &[u8],
-        msg_type: u8,
-        code: u8,
+        error: IcmpError,
         out: &mut Output,
     ) {
         let L3::Ipv4 {
@@ -967,9 +1127,13 @@ impl Switch {
             return;
         }
         let invoking = icmpv4::error_quote(&frame[parsed.l3_offset..]);
-        let icmp = match msg_type {
-            msg::TIME_EXCEEDED => Icmpv4Repr::TimeExceeded { code, invoking },
-            _ => Icmpv4Repr::DstUnreachable { code, invoking },
+        let icmp = match error {
+            IcmpError::TtlExceeded => Icmpv4Repr::TimeExceeded {
+                code: icmpv4::code::TTL_EXCEEDED,
+                invoking,
+            },
+            IcmpError::Unreachable { code } => Icmpv4Repr::DstUnreachable { code, invoking },
+            IcmpError::FragNeeded { mtu } => Icmpv4Repr::FragNeeded { mtu, invoking },
         };
         let reply = Reply {
             dst_mac: parsed.src,
@@ -1051,7 +1215,7 @@ impl Switch {
         domain: Domain,
         ingress: PortId,
         in_tag: Option<u16>,
-        len: usize,
+        size: Size,
         mut pass: Option<&mut Pass>,
         out: &mut Output,
     ) -> Result<Verdict, Refusal> {
@@ -1063,7 +1227,7 @@ impl Switch {
             if p == ingress {
                 continue;
             }
-            match self.filter_send(now, p, domain, in_tag, len, pass.as_deref_mut(), out) {
+            match self.filter_send(now, p, domain, in_tag, size, pass.as_deref_mut(), out) {
                 Ok(true) => sent += 1,
                 Ok(false) => {}
                 Err(r) => {
@@ -1077,6 +1241,14 @@ impl Switch {
             (n, _) => Ok(Verdict::Forwarded(n)),
         }
     }
+}
+
+/// The ICMP errors the switch answers with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum IcmpError {
+    TtlExceeded,
+    Unreachable { code: u8 },
+    FragNeeded { mtu: u16 },
 }
 
 /// Writes what mangle targets changed (TTL, TOS) into the IPv4 header.

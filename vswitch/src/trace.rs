@@ -95,11 +95,17 @@ fn run(switch: &mut Switch, now: Timestamp, from: &str, spec: &str) -> Result<Tr
             (port.to_owned(), out.to_vec(e, &frame))
         })
         .collect();
-    for (port, f) in &egress {
+    for ((port, f), e) in egress.iter().zip(out.emits()) {
         let what = Parsed::parse(f)
             .map(|p| flowspec::describe(&p, f.len()))
             .unwrap_or_else(|e| format!("unparsable: {e}"));
-        steps.push(format!("out: port {port}: {what}"));
+        match e.tunnel {
+            Some(t) => steps.push(format!(
+                "out: port {port} to VTEP {} (udp source port {}): {what}",
+                t.vtep, t.src_port
+            )),
+            None => steps.push(format!("out: port {port}: {what}")),
+        }
     }
     let mut t = Traced {
         verdict,

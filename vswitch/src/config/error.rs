@@ -116,6 +116,11 @@ impl<'a> Errors<'a> {
         self.loc.line(span.start)
     }
 
+    /// The file being validated, to resolve relative paths it names.
+    pub(crate) fn path(&self) -> &'a Path {
+        self.path
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.list.is_empty()
     }

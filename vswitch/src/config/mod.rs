@@ -180,6 +180,11 @@ pub struct Port {
     pub remote: Vec<Ipv4Addr>,
     /// vxlan only: where the UDP socket binds; the port defaults to 4789.
     pub local: Option<SocketAddrV4>,
+    /// vxlan only: frames from VTEPs not in `remote` are taken (and their
+    /// MACs learned) instead of dropped.
+    pub learn_peers: bool,
+    /// vxlan only: `encrypt = true` with the pre-shared key read from `key_file`.
+    pub key: Option<TunnelKey>,
     pub mtu: u16,
     /// Drop frames whose source MAC/IP is not the port's own (anti-spoofing).
     pub port_security: bool,
@@ -210,6 +215,16 @@ impl fmt::Display for PortKind {
 
 /// The IANA VXLAN port, used when `local` gives none.
 pub const VXLAN_PORT: u16 = 4789;
+
+/// A vxlan port's pre-shared 32-byte key. Never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TunnelKey(pub [u8; 32]);
+
+impl fmt::Debug for TunnelKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TunnelKey(..)")
+    }
+}
 
 /// `[uplink]`: the way out.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -307,6 +322,8 @@ pub struct StaticFdb {
     /// A port name, or `uplink`.
     pub port: String,
     pub vlan: Option<VlanId>,
+    /// vxlan ports: the VTEP the MAC lives behind.
+    pub remote: Option<Ipv4Addr>,
 }
 
 /// Reads and validates a topo.toml.

@@ -75,6 +75,9 @@ pub(crate) struct Port {
     pub vni: Option<S<i64>>,
     pub remote: Option<S<OneOrMany>>,
     pub local: Option<S<String>>,
+    pub learn_peers: Option<S<bool>>,
+    pub encrypt: Option<S<bool>>,
+    pub key_file: Option<S<String>>,
     pub mtu: Option<S<i64>>,
     pub port_security: Option<bool>,
 }
@@ -112,6 +115,7 @@ pub(crate) struct Fdb {
     pub mac: S<String>,
     pub port: S<String>,
     pub vlan: Option<S<i64>>,
+    pub remote: Option<S<String>>,
 }
 
 /// A key that takes a string or an array of strings (`remote`).

@@ -155,7 +155,8 @@ fn contract_example() {
             masquerade: true,
             mode: IpvlanMode::L2,
             parent: None,
-            mtu: 1500,
+            // A vxlan port carries the network: room for the encapsulation.
+            mtu: 1450,
         }
     );
     let lan = &c.networks[1];
@@ -187,7 +188,9 @@ fn contract_example() {
             vni: None,
             remote: vec![],
             local: None,
-            mtu: 1500,
+            learn_peers: false,
+            key: None,
+            mtu: 1450,
             port_security: true,
         }
     );
@@ -364,6 +367,7 @@ vlan = 11
             mac: mac("02:00:00:00:00:bb"),
             port: "b".into(),
             vlan: VlanId::try_new(11),
+            remote: None,
         }]
     );
 }
@@ -843,6 +847,69 @@ fn vxlan_values() {
         )),
         "topo.toml:11:6: port \"t\": ip = \"dhcp\" does not apply to kind \"vxlan\", which carries many endpoints"
     );
+}
+
+const TUN: &str = "[[port]]\nname = \"t\"\nnetwork = \"front\"\nkind = \"vxlan\"\nvni = 1\nremote = \"198.18.0.2\"\n";
+
+#[test]
+fn vxlan_sealing_needs_a_key_and_a_local_address() {
+    assert_eq!(
+        errors(&with_base(&format!("{TUN}encrypt = true\n"))),
+        [
+            "topo.toml:11:11: port \"t\": encrypt = true needs a key_file (32 bytes, or 64 hex digits)",
+            "topo.toml:11:11: port \"t\": encrypt = true needs local (this VTEP's own address, which names it in every nonce)",
+        ]
+    );
+    assert_eq!(
+        error(&with_base(&format!("{TUN}key_file = \"k\"\n"))),
+        "topo.toml:11:12: port \"t\": key_file is only used with encrypt = true"
+    );
+    let dir = std::env::temp_dir().join("vswitch-config-keys");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("short"), [1u8; 31]).unwrap();
+    std::fs::write(dir.join("hex"), format!("{}\n", "ab".repeat(32))).unwrap();
+    let sealed = |file: &str| {
+        format!("{BASE}{TUN}local = \"198.18.0.1\"\nencrypt = true\nkey_file = \"{file}\"\n")
+    };
+    let path = dir.join("topo.toml");
+    let bad = parse(&sealed("short"), &path).expect_err("short key");
+    assert!(
+        bad.to_string().ends_with(&format!(
+            "port \"t\": key_file {} must hold 32 bytes, or 64 hex digits",
+            dir.join("short").display()
+        )),
+        "{bad}"
+    );
+    let c = parse(&sealed("hex"), &path).expect("hex key");
+    assert_eq!(c.ports[0].key, Some(TunnelKey([0xab; 32])));
+    assert_eq!(c.networks[0].mtu, 1422, "room for the nonce and tag");
+    assert!(
+        format!("{:?}", c.ports[0]).contains("TunnelKey(..)"),
+        "never printed"
+    );
+}
+
+#[test]
+fn vxlan_ports_may_not_share_a_socket() {
+    let second = TUN.replace("\"t\"", "\"u\"");
+    assert_eq!(
+        error(&with_base(&format!(
+            "{TUN}local = \"198.18.0.1\"\n{second}"
+        ))),
+        "topo.toml:15:8: port \"u\": local 0.0.0.0:4789 overlaps port \"t\"'s 198.18.0.1:4789; give each vxlan port its own address or UDP port"
+    );
+    ok(&with_base(&format!(
+        "{TUN}local = \"198.18.0.1\"\n{second}local = \"198.18.0.1:4790\"\n"
+    )));
+}
+
+#[test]
+fn overlay_networks_default_to_mtu_1450_and_their_ports_follow() {
+    let c = ok(&with_base(TUN));
+    assert_eq!(c.networks[0].mtu, 1450);
+    assert_eq!(c.ports[0].mtu, 1450);
+    let c = ok(&with_base(&format!("mtu = 9000\n{TUN}")));
+    assert_eq!(c.networks[0].mtu, 9000, "a given MTU stands");
 }
 
 #[test]

@@ -21,7 +21,8 @@ use super::error::Errors;
 use super::raw::{self, OneOrMany};
 use super::{
     Config, ConfigErrors, Driver, Expect, Ipv4Net, IpvlanMode, Network, Port, PortKind, Publish,
-    PublishProtocol, RulesSource, Source, StaticFdb, SwitchConfig, Uplink, Verdict, VXLAN_PORT,
+    PublishProtocol, RulesSource, Source, StaticFdb, SwitchConfig, TunnelKey, Uplink, Verdict,
+    VXLAN_PORT,
 };
 use crate::ipam::{Ipam, IpamError};
 
@@ -39,12 +40,13 @@ const UPLINK: &str = "uplink";
 pub(super) fn validate(raw: raw::Topo, text: &str, path: &Path) -> Result<Config, ConfigErrors> {
     let mut e = Errors::new(path, text);
     let switch = switch(&mut e, raw.switch.as_ref());
-    let nets = networks(&mut e, &raw.network);
+    let nets = networks(&mut e, &raw.network, &overlay_mtus(&raw.port));
     let (ports, port_names) = ports(&mut e, &raw.port, &nets);
     let uplink = raw.uplink.as_ref().and_then(|u| uplink(&mut e, u, &nets));
     let endpoints = Endpoints {
         ports: &port_names,
         uplink: raw.uplink.is_some(),
+        tunnels: &ports,
     };
     let expects: Vec<Expect> = raw
         .expect
@@ -268,7 +270,29 @@ struct Nets {
     by_name: HashMap<String, usize>,
 }
 
-fn networks(e: &mut Errors, raw: &[S<raw::Network>]) -> Nets {
+/// What encapsulation costs an inner packet: outer IPv4, UDP and VXLAN
+/// headers and the inner Ethernet header; sealing adds its nonce and tag.
+const OVERLAY_OVERHEAD: u16 = (packet::vxlan::OVERHEAD + packet::ethernet::HEADER_LEN) as u16;
+const SEAL_OVERHEAD: u16 = crate::vxlan::seal::OVERHEAD as u16;
+
+/// The default MTU of each network a vxlan port carries, as Docker gives
+/// overlay networks: what a 1500-byte underlay leaves (1450, or 1422 when
+/// sealed), so endpoints' TCP never needs fragmentation.
+fn overlay_mtus(raw: &[S<raw::Port>]) -> HashMap<String, u16> {
+    let mut out: HashMap<String, u16> = HashMap::new();
+    for p in raw.iter().map(S::get_ref) {
+        if p.kind.as_ref().map(|k| k.get_ref().as_str()) != Some("vxlan") {
+            continue;
+        }
+        let sealed = p.encrypt.as_ref().is_some_and(|v| *v.get_ref());
+        let mtu = 1500 - OVERLAY_OVERHEAD - if sealed { SEAL_OVERHEAD } else { 0 };
+        let e = out.entry(p.network.get_ref().clone()).or_insert(mtu);
+        *e = (*e).min(mtu);
+    }
+    out
+}
+
+fn networks(e: &mut Errors, raw: &[S<raw::Network>], overlay: &HashMap<String, u16>) -> Nets {
     let mut nets = Nets {
         list: Vec::with_capacity(raw.len()),
         by_name: HashMap::new(),
@@ -294,7 +318,8 @@ fn networks(e: &mut Errors, raw: &[S<raw::Network>]) -> Nets {
             nets.by_name.insert(name.get_ref().clone(), i);
         }
 
-        let net = network(e, table.get_ref());
+        let default_mtu = overlay.get(name.get_ref()).copied().unwrap_or(1500);
+        let net = network(e, table.get_ref(), default_mtu);
         if let Some(net) = &net {
             let earlier = nets.list.iter().flatten();
             if let Some(other) = earlier.into_iter().find(|o| o.subnet.overlaps(&net.subnet)) {
@@ -312,7 +337,7 @@ fn networks(e: &mut Errors, raw: &[S<raw::Network>]) -> Nets {
     nets
 }
 
-fn network(e: &mut Errors, n: &raw::Network) -> Option<Network> {
+fn network(e: &mut Errors, n: &raw::Network, default_mtu: u16) -> Option<Network> {
     let ctx = format!("network {:?}", n.name.get_ref());
 
     let driver = match n.driver.as_ref() {
@@ -432,7 +457,7 @@ fn network(e: &mut Errors, n: &raw::Network) -> Option<Network> {
         .mtu
         .as_ref()
         .and_then(|v| mtu(e, v, &format!("{ctx}: mtu")))
-        .unwrap_or(1500);
+        .unwrap_or(default_mtu);
 
     Some(Network {
         name: n.name.get_ref().clone(),
@@ -482,6 +507,8 @@ fn ports(e: &mut Errors, raw: &[S<raw::Port>], nets: &Nets) -> (Vec<Port>, HashS
             drafts.push(draft);
         }
     }
+
+    shared_sockets(e, &drafts);
 
     // Dynamic addresses, after every static one is reserved.
     for d in &mut drafts {
@@ -539,6 +566,34 @@ fn ports(e: &mut Errors, raw: &[S<raw::Port>], nets: &Nets) -> (Vec<Port>, HashS
 
     let names = first_line.into_keys().collect();
     (drafts.into_iter().map(|d| d.port).collect(), names)
+}
+
+/// Each vxlan port owns its UDP socket: two may not bind the same port on
+/// overlapping addresses (an unspecified one overlaps every other).
+fn shared_sockets(e: &mut Errors, drafts: &[Draft]) {
+    let mut bound: Vec<(SocketAddrV4, &str)> = Vec::new();
+    for d in drafts.iter().filter(|d| d.port.kind == PortKind::Vxlan) {
+        let local = d
+            .port
+            .local
+            .unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, VXLAN_PORT));
+        let clash = bound.iter().find(|(b, _)| {
+            b.port() == local.port()
+                && (b.ip() == local.ip() || b.ip().is_unspecified() || local.ip().is_unspecified())
+        });
+        if let Some((b, other)) = clash {
+            let p = d.raw.get_ref();
+            e.at(
+                at_or(p.local.as_ref().or(p.kind.as_ref()), d.raw.span()),
+                format!(
+                    "port {:?}: local {local} overlaps port {other:?}'s {b}; give each vxlan port its own address or UDP port",
+                    d.port.name
+                ),
+            );
+        } else {
+            bound.push((local, &d.port.name));
+        }
+    }
 }
 
 fn check_port_name(
@@ -656,10 +711,23 @@ fn port<'r>(
         PortKind::Afpacket,
     );
 
-    let (vni, remote, local) = vxlan(e, p, kind, &ctx, kind_at.clone());
+    let (vni, remote, local, key) = vxlan(e, p, kind, &ctx, kind_at.clone());
     only_for(e, p.vni.as_ref().map(span), "vni", PortKind::Vxlan);
     only_for(e, p.remote.as_ref().map(span), "remote", PortKind::Vxlan);
     only_for(e, p.local.as_ref().map(span), "local", PortKind::Vxlan);
+    only_for(
+        e,
+        p.learn_peers.as_ref().map(span),
+        "learn_peers",
+        PortKind::Vxlan,
+    );
+    only_for(e, p.encrypt.as_ref().map(span), "encrypt", PortKind::Vxlan);
+    only_for(
+        e,
+        p.key_file.as_ref().map(span),
+        "key_file",
+        PortKind::Vxlan,
+    );
 
     // The address: "dhcp", a static one reserved now, or none yet.
     let mut ip = None;
@@ -762,6 +830,8 @@ fn port<'r>(
             vni,
             remote,
             local,
+            learn_peers: p.learn_peers.as_ref().is_some_and(|v| *v.get_ref()),
+            key,
             mtu: port_mtu,
             port_security: p.port_security.unwrap_or(true),
         },
@@ -801,7 +871,12 @@ fn reserve(
     false
 }
 
-type VxlanParts = (Option<u32>, Vec<Ipv4Addr>, Option<SocketAddrV4>);
+type VxlanParts = (
+    Option<u32>,
+    Vec<Ipv4Addr>,
+    Option<SocketAddrV4>,
+    Option<TunnelKey>,
+);
 
 fn vxlan(
     e: &mut Errors,
@@ -811,7 +886,7 @@ fn vxlan(
     kind_at: Range<usize>,
 ) -> VxlanParts {
     if kind != Some(PortKind::Vxlan) {
-        return (None, Vec::new(), None);
+        return (None, Vec::new(), None, None);
     }
     let vni = match &p.vni {
         Some(v) => int(e, v, 0..=VNI_MAX, &format!("{ctx}: vni")),
@@ -851,7 +926,75 @@ fn vxlan(
         parsed
     });
 
-    (vni, remote, local)
+    let encrypt = p.encrypt.as_ref().filter(|v| *v.get_ref());
+    let key = match (encrypt, &p.key_file) {
+        (Some(_), Some(file)) => tunnel_key(e, file, ctx),
+        (Some(at), None) => {
+            e.at(
+                span(at),
+                format!("{ctx}: encrypt = true needs a key_file (32 bytes, or 64 hex digits)"),
+            );
+            None
+        }
+        (None, Some(file)) => {
+            e.at(
+                span(file),
+                format!("{ctx}: key_file is only used with encrypt = true"),
+            );
+            None
+        }
+        (None, None) => None,
+    };
+    // The sender id in every nonce is the local address, so it must be one.
+    if let (Some(at), false) = (encrypt, local.is_some_and(|l| !l.ip().is_unspecified())) {
+        e.at(
+            span(at),
+            format!("{ctx}: encrypt = true needs local (this VTEP's own address, which names it in every nonce)"),
+        );
+    }
+
+    (vni, remote, local, key)
+}
+
+/// Reads a pre-shared key: 32 bytes as they are, or 64 hex digits
+/// (`openssl rand -hex 32`), relative to topo.toml's directory.
+fn tunnel_key(e: &mut Errors, file: &S<String>, ctx: &str) -> Option<TunnelKey> {
+    let path = Path::new(file.get_ref());
+    let resolved = match e.path().parent() {
+        Some(dir) if path.is_relative() => dir.join(path),
+        _ => path.to_path_buf(),
+    };
+    let bytes = match std::fs::read(&resolved) {
+        Ok(b) => b,
+        Err(err) => {
+            e.at(
+                span(file),
+                format!("{ctx}: cannot read key_file {}: {err}", resolved.display()),
+            );
+            return None;
+        }
+    };
+    let hex = std::str::from_utf8(&bytes).ok().map(str::trim);
+    let key = match hex {
+        Some(h) if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            let mut k = [0u8; 32];
+            for (i, byte) in k.iter_mut().enumerate() {
+                *byte = u8::from_str_radix(&h[2 * i..2 * i + 2], 16).ok()?;
+            }
+            Some(k)
+        }
+        _ => <[u8; 32]>::try_from(bytes.as_slice()).ok(),
+    };
+    if key.is_none() {
+        e.at(
+            span(file),
+            format!(
+                "{ctx}: key_file {} must hold 32 bytes, or 64 hex digits",
+                resolved.display()
+            ),
+        );
+    }
+    key.map(TunnelKey)
 }
 
 /// `key` of `ctx`, holding one IPv4 address or a list of them, none twice;
@@ -995,6 +1138,8 @@ fn uplink(e: &mut Errors, table: &S<raw::Uplink>, nets: &Nets) -> Option<Uplink>
 struct Endpoints<'a> {
     ports: &'a HashSet<String>,
     uplink: bool,
+    /// Every port, to tell which are vxlan and what peers they have.
+    tunnels: &'a [Port],
 }
 
 impl Endpoints<'_> {
@@ -1113,7 +1258,9 @@ fn static_fdb(e: &mut Errors, raw: &[S<raw::Fdb>], known: &Endpoints) -> Vec<Sta
         let vlan_id = f.vlan.as_ref().map(|v| vlan(e, v, "fdb: vlan"));
         let vlan_ok = !matches!(vlan_id, Some(None));
         let vlan_id = vlan_id.flatten();
-        let (Some(mac), true, true) = (mac, vlan_ok, port_ok) else {
+        let remote = f.remote.as_ref().map(|r| fdb_remote(e, r, f, known));
+        let remote_ok = !matches!(remote, Some(None));
+        let (Some(mac), true, true, true) = (mac, vlan_ok, port_ok, remote_ok) else {
             continue;
         };
         let line = e.line(&table.span());
@@ -1129,7 +1276,38 @@ fn static_fdb(e: &mut Errors, raw: &[S<raw::Fdb>], known: &Endpoints) -> Vec<Sta
             mac,
             port: f.port.get_ref().clone(),
             vlan: vlan_id,
+            remote: remote.flatten(),
         });
     }
     out
+}
+
+/// An `[[fdb]] remote`: one of the vxlan port's peers, since frames from
+/// any other are not taken (unless the port learns peers).
+fn fdb_remote(e: &mut Errors, r: &S<String>, f: &raw::Fdb, known: &Endpoints) -> Option<Ipv4Addr> {
+    let ip = ipv4(e, r, "fdb: remote")?;
+    let port = known.tunnels.iter().find(|p| p.name == *f.port.get_ref());
+    match port {
+        Some(p) if p.kind != PortKind::Vxlan => {
+            e.at(
+                span(r),
+                format!(
+                    "fdb: remote applies to vxlan ports, and {:?} is {}",
+                    p.name, p.kind
+                ),
+            );
+            None
+        }
+        Some(p) if !p.learn_peers && !p.remote.contains(&ip) => {
+            e.at(
+                span(r),
+                format!(
+                    "fdb: remote {ip} is not one of port {:?}'s remote peers",
+                    p.name
+                ),
+            );
+            None
+        }
+        _ => Some(ip),
+    }
 }

@@ -8,8 +8,14 @@
 //! 802.1Q edit, and frames the switch built leave with none. A port without
 //! headers gets offloaded frames finished here: checksum completed, super-
 //! frames segmented.
+//!
+//! A vxlan port's datagrams are unwrapped by `Switch::decapsulate` before
+//! the pipeline sees the inner frame; frames for it leave encapsulated to
+//! the VTEP the pipeline named, segmented and checksummed first.
 
 use std::io;
+use std::net::SocketAddrV4;
+use std::ops::Range;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant, SystemTime};
@@ -24,6 +30,7 @@ use crate::port::PortId;
 use crate::stats::IoStats;
 use crate::switch::{RxInfo, Switch};
 use crate::time::Timestamp;
+use crate::vxlan::TunnelDst;
 
 use super::afpacket::HEADROOM;
 use super::control::{ControlServer, Served};
@@ -50,20 +57,39 @@ fn wall_clock() -> Timestamp {
     Timestamp::from_nanos(since.as_nanos() as u64)
 }
 
+/// One received frame: where it is in the buffer, its offloads, and for a
+/// vxlan port the sender of the datagram it is (still wrapped).
+struct Received {
+    range: Range<usize>,
+    hdr: VnetHdr,
+    from: Option<SocketAddrV4>,
+}
+
 impl Device {
     fn fd(&self) -> RawFd {
         match self {
             Device::Tap(t) => t.as_raw_fd(),
             Device::Packet(p) => p.as_raw_fd(),
+            Device::Vxlan(v) => v.fd(),
         }
     }
 
-    fn recv(&self, buf: &mut [u8]) -> io::Result<(std::ops::Range<usize>, VnetHdr)> {
+    fn recv(&self, buf: &mut [u8]) -> io::Result<Received> {
+        let frame = |(range, hdr)| Received {
+            range,
+            hdr,
+            from: None,
+        };
         match self {
             Device::Tap(t) => t
                 .recv(&mut buf[HEADROOM..])
-                .map(|(n, hdr)| (HEADROOM..HEADROOM + n, hdr)),
-            Device::Packet(p) => p.recv(buf),
+                .map(|(n, hdr)| frame((HEADROOM..HEADROOM + n, hdr))),
+            Device::Packet(p) => p.recv(buf).map(frame),
+            Device::Vxlan(v) => v.recv(buf).map(|(n, from)| Received {
+                range: 0..n,
+                hdr: VnetHdr::NONE,
+                from: Some(from),
+            }),
         }
     }
 
@@ -72,13 +98,22 @@ impl Device {
         match self {
             Device::Tap(t) => t.vnet(),
             Device::Packet(p) => p.vnet(),
+            Device::Vxlan(_) => false,
         }
     }
 
-    fn send(&self, hdr: &VnetHdr, parts: &[&[u8]]) -> io::Result<usize> {
+    /// Sends one frame; a vxlan port's goes to the VTEP `to`.
+    fn send(&self, hdr: &VnetHdr, parts: &[&[u8]], to: Option<TunnelDst>) -> io::Result<usize> {
         match self {
             Device::Tap(t) => t.send(hdr, parts),
             Device::Packet(p) => p.send(hdr, parts),
+            Device::Vxlan(v) => match to {
+                Some(to) => v.send(parts, to),
+                None => Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "a frame for a vxlan port without a VTEP",
+                )),
+            },
         }
     }
 }
@@ -99,7 +134,13 @@ impl Finisher {
 
     /// Sends a frame with offloads to a device that takes none: a super-frame
     /// as segments, else with its checksum completed.
-    fn send(&mut self, dev: &Device, hdr: &VnetHdr, parts: &[&[u8]]) -> io::Result<()> {
+    fn send(
+        &mut self,
+        dev: &Device,
+        hdr: &VnetHdr,
+        parts: &[&[u8]],
+        to: Option<TunnelDst>,
+    ) -> io::Result<()> {
         self.frame.clear();
         for p in parts {
             self.frame.extend_from_slice(p);
@@ -109,14 +150,14 @@ impl Finisher {
             let mut result = Ok(0);
             vnet::segment(&self.frame, hdr, &mut self.segment, |seg| {
                 if result.is_ok() {
-                    result = dev.send(&VnetHdr::NONE, &[seg]);
+                    result = dev.send(&VnetHdr::NONE, &[seg], to);
                 }
             })
             .map_err(bad)?;
             return result.map(drop);
         }
         vnet::complete_checksum(&mut self.frame, hdr).map_err(bad)?;
-        dev.send(&VnetHdr::NONE, &[&self.frame]).map(drop)
+        dev.send(&VnetHdr::NONE, &[&self.frame], to).map(drop)
     }
 }
 
@@ -204,7 +245,7 @@ pub fn run(
             }
             // Edge-triggered: a descriptor stays ready until it says WouldBlock.
             for _ in 0..BUDGET {
-                let (range, hdr) = match dev.recv(&mut buf) {
+                let Received { range, hdr, from } = match dev.recv(&mut buf) {
                     Ok(r) => r,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         ready[i] = false;
@@ -225,14 +266,27 @@ pub fn run(
                     }
                 };
                 out.clear();
-                let frame = &mut buf[range];
                 let port = PortId(i as u16);
+                let (frame, rx) = match from {
+                    Some(from) => match switch.decapsulate(port, from, &mut buf[range.clone()]) {
+                        Ok(d) => {
+                            let inner = range.start + d.inner.start..range.start + d.inner.end;
+                            (&mut buf[inner], d.rx)
+                        }
+                        Err(_) => continue,
+                    },
+                    None => {
+                        let rx = RxInfo {
+                            partial_csum: hdr.needs_csum(),
+                            gso_size: if hdr.is_gso() { hdr.gso_size } else { 0 },
+                            vtep: None,
+                        };
+                        (&mut buf[range], rx)
+                    }
+                };
                 if !captures.is_empty() {
                     captures.frame(wall_clock(), port, &[frame]);
                 }
-                let rx = RxInfo {
-                    partial_csum: hdr.needs_csum(),
-                };
                 switch.process_rx(now(), port, frame, &mut out, rx);
                 let tx = Tx {
                     devices,
@@ -293,8 +347,10 @@ impl Tx<'_> {
                 Payload::Built(_) => Some(VnetHdr::NONE),
             };
             let sent = match hdr {
-                Some(hdr) if dev.vnet() || !hdr.offloads() => dev.send(&hdr, &parts).map(drop),
-                Some(hdr) => self.finisher.send(dev, &hdr, &parts),
+                Some(hdr) if dev.vnet() || !hdr.offloads() => {
+                    dev.send(&hdr, &parts, e.tunnel).map(drop)
+                }
+                Some(hdr) => self.finisher.send(dev, &hdr, &parts, e.tunnel),
                 None => Err(io::Error::new(
                     io::ErrorKind::InvalidData,
                     "checksum offset out of range",

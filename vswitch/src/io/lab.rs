@@ -19,16 +19,18 @@
 use std::fmt::Write as _;
 use std::fs;
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use packet::MacAddr;
 
 use crate::config::{Config, Driver, Port, PortKind};
+use crate::vxlan;
 
 use super::afpacket::PacketSocket;
 use super::tap::Tap;
+use super::vxlan::VxlanSocket;
 
 pub const RUN_DIR: &str = "/run/vswitch";
 
@@ -36,6 +38,7 @@ pub const RUN_DIR: &str = "/run/vswitch";
 pub enum Device {
     Tap(Tap),
     Packet(PacketSocket),
+    Vxlan(VxlanSocket),
 }
 
 /// What `setup` built; `teardown` (or drop) removes it.
@@ -59,7 +62,8 @@ pub struct Lab {
 enum Binding {
     Netns(String),
     Interface(String),
-    None,
+    /// A vxlan port's UDP socket: two cannot bind one address at once.
+    Socket(SocketAddrV4),
 }
 
 fn binding(port: &Port) -> Binding {
@@ -68,8 +72,14 @@ fn binding(port: &Port) -> Binding {
         PortKind::Afpacket => {
             Binding::Interface(port.interface.clone().unwrap_or_else(|| port.name.clone()))
         }
-        PortKind::Vxlan => Binding::None,
+        PortKind::Vxlan => Binding::Socket(vxlan::local_addr(port)),
     }
+}
+
+/// What a vxlan socket was opened with: its sending side (VNI, key,
+/// counter) is fixed at open, and its address cannot be opened twice.
+fn tunnel_settings(p: &Port) -> impl PartialEq + '_ {
+    (p.vni, &p.remote, p.local, p.learn_peers, &p.key, p.mtu)
 }
 
 #[derive(Debug)]
@@ -132,8 +142,17 @@ impl Lab {
         let mut keeps: Vec<Option<usize>> = Vec::new();
         for p in &config.ports {
             let b = binding(p);
-            let i = (0..old.len())
-                .find(|&i| b != Binding::None && old[i] == b && !keeps.contains(&Some(i)));
+            let i = (0..old.len()).find(|&i| old[i] == b && !keeps.contains(&Some(i)));
+            if let Some(i) = i {
+                let was = &self.config.ports[i];
+                if p.kind == PortKind::Vxlan && tunnel_settings(was) != tunnel_settings(p) {
+                    return Err(err(format!(
+                        "port {}: a vxlan port's vni, remote, local, learn_peers, key and mtu \
+                         cannot change in place; remove the port in one reload and add it in the next",
+                        p.name
+                    )));
+                }
+            }
             keeps.push(i);
         }
         let created_before = self.created.len();
@@ -244,7 +263,15 @@ impl Lab {
         match port.kind {
             PortKind::Tap => self.add_tap(config, port).map(Device::Tap),
             PortKind::Afpacket => open_packet(port.interface.as_deref().unwrap_or(&port.name)),
-            PortKind::Vxlan => Err(err("kind = \"vxlan\" ports are not supported yet")),
+            PortKind::Vxlan => {
+                // A sealing port's counters start at the wall clock (see vxlan::seal).
+                let clock_ns = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos() as u64);
+                VxlanSocket::open(port, clock_ns)
+                    .map(Device::Vxlan)
+                    .map_err(|e| err(e.to_string()))
+            }
         }
     }
 

@@ -12,6 +12,7 @@ mod ring;
 pub mod stop;
 mod sys;
 pub mod tap;
+pub mod vxlan;
 
 /// Whether we run as root, which building namespaces and TAPs needs.
 pub fn is_root() -> bool {

@@ -19,7 +19,7 @@
 //! `[uplink]` cannot change: the reload is refused, naming them.
 
 use crate::config::{Config, ConfigError, ConfigErrors, Network as NetConfig, Port as PortConfig};
-use crate::fdb::Domain;
+use crate::fdb::{Domain, Station};
 use crate::port::PortId;
 
 use super::Switch;
@@ -87,13 +87,14 @@ impl Switch {
         for (domain, mac, e) in self.fdb.iter() {
             let (Some(&Some(network)), Some(&Some(port))) = (
                 nets.get(usize::from(domain.network)),
-                ports.get(e.port.index()),
+                ports.get(e.at.port.index()),
             ) else {
                 continue;
             };
             if !e.is_static {
                 let domain = Domain { network, ..domain };
-                next.fdb.learn(domain, mac, port, e.last_seen);
+                let at = Station { port, ..e.at };
+                next.fdb.learn(domain, mac, at, e.last_seen);
             }
         }
         for (net, ip, mac, seen) in self.neighbours.learned() {
