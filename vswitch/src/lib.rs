@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod neigh;
 pub mod netfilter;
 pub mod output;
+pub mod parent;
 pub mod pcap;
 pub mod port;
 pub mod reject;

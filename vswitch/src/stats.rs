@@ -39,10 +39,16 @@ pub enum DropReason {
     NatUnsupported,
     /// No free address and port was left for a translation.
     NatExhausted,
+    /// Came in by a macvlan/ipvlan parent addressed to none of the
+    /// network's endpoints: the host's or other machines' traffic.
+    NotAnEndpoint,
+    /// An ipvlan L3 network carries routed unicast IPv4 only: broadcast,
+    /// multicast and frames not for the switch stop at it.
+    NotRouted,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 16] = [
+    pub const ALL: [DropReason; 18] = [
         DropReason::Malformed,
         DropReason::VlanNotAllowed,
         DropReason::BadSourceMac,
@@ -59,6 +65,8 @@ impl DropReason {
         DropReason::ConntrackClash,
         DropReason::NatUnsupported,
         DropReason::NatExhausted,
+        DropReason::NotAnEndpoint,
+        DropReason::NotRouted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -79,6 +87,8 @@ impl DropReason {
             DropReason::ConntrackClash => "conntrack_clash",
             DropReason::NatUnsupported => "nat_unsupported",
             DropReason::NatExhausted => "nat_exhausted",
+            DropReason::NotAnEndpoint => "not_an_endpoint",
+            DropReason::NotRouted => "not_routed",
         }
     }
 
