@@ -18,7 +18,7 @@ use std::process::Command;
 
 use packet::MacAddr;
 
-use crate::config::{Config, Driver, Port, PortKind};
+use crate::config::{Config, Driver, IpvlanMode, Port, PortKind};
 
 use super::afpacket::PacketSocket;
 use super::tap::Tap;
@@ -77,6 +77,20 @@ impl Lab {
                 }
             }
         }
+        // Then each macvlan/ipvlan parent, in network order: the switch's
+        // ports are numbered so.
+        for n in &config.networks {
+            let Some((iface, _)) = n.parent_link() else {
+                continue;
+            };
+            match open_packet(iface) {
+                Ok(d) => lab.devices.push(d),
+                Err(e) => {
+                    lab.teardown();
+                    return Err(err(format!("network {} parent: {}", n.name, e.0)));
+                }
+            }
+        }
         // The uplink is the switch's last port.
         if let Some(u) = &config.uplink {
             match open_packet(&u.interface) {
@@ -129,7 +143,12 @@ impl Lab {
         if let (Some(addr), false) = (port.ip, port.dhcp) {
             let cidr = format!("{addr}/{}", net.subnet.prefix);
             n(&["addr", "add", &cidr, "dev", "eth0"])?;
-            n(&["route", "add", "default", "via", &net.gateway.to_string()])?;
+            // ipvlan L3 as Linux sets it up: every destination on-link; the
+            // switch answers ARP for all of them and routes.
+            match (net.driver, net.mode) {
+                (Driver::Ipvlan, IpvlanMode::L3) => n(&["route", "add", "default", "dev", "eth0"])?,
+                _ => n(&["route", "add", "default", "via", &net.gateway.to_string()])?,
+            }
         }
         if net.driver == Driver::Bridge {
             if let Some(path) = write_resolv_conf(netns, net.gateway)? {
