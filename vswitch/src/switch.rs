@@ -209,6 +209,22 @@ impl Switch {
                 fdb.add_static(domain, s.mac, PortId(i as u16));
             }
         }
+        // ipvlan endpoints are pinned where they are: a frame the parent
+        // demultiplexed or the switch routed to one never floods.
+        for n in networks
+            .iter()
+            .filter(|n| n.parent.as_ref().is_some_and(|p| p.kind != Kind::Macvlan))
+        {
+            for &m in n.members.iter().filter(|m| !ports[m.index()].mac.is_zero()) {
+                if let Some(vlan) = ports[m.index()].vlans.untagged() {
+                    let domain = Domain {
+                        network: n.gateway.domain.network,
+                        vlan,
+                    };
+                    fdb.add_static(domain, ports[m.index()].mac, m);
+                }
+            }
+        }
         let mut neighbours = Neighbours::default();
         for p in ports.iter().filter(|p| p.name != topology_rules::UPLINK) {
             if let Some(ip) = p.ip.filter(|_| !p.mac.is_zero()) {
