@@ -27,6 +27,7 @@ pub mod replay;
 pub mod services;
 pub mod stats;
 pub mod switch;
+pub mod tcp_responder;
 pub mod time;
 pub mod topology_rules;
 pub mod trace;
