@@ -17,6 +17,7 @@ use packet::arp::{ArpOp, ArpRepr};
 use packet::ethernet::{self, ethertype, EthernetRepr};
 use packet::icmpv4::{self, msg, Icmpv4Packet, Icmpv4Repr};
 use packet::ipv4::{protocol, Ipv4Packet};
+use packet::tcp::{TcpPacket, TcpRepr};
 use packet::udp::UdpRepr;
 use packet::{MacAddr, Parsed, L3, L4};
 
@@ -34,6 +35,7 @@ use crate::port::{Egress, Port, PortId, VlanMembership};
 use crate::reject::{self, Refused, TcpResetFrame};
 use crate::services::{self, Asker, Dns, Services};
 use crate::stats::DropReason;
+use crate::tcp_responder::{self, ConnKey, Handled, Segment};
 use crate::time::Timestamp;
 use crate::topology_rules;
 
@@ -585,6 +587,7 @@ impl Switch {
         match protocol {
             protocol::ICMP => self.echo(now, &responder, ingress, parsed, frame, out),
             protocol::UDP => self.udp_service(now, &responder, ingress, parsed, frame, out),
+            protocol::TCP => self.tcp_service(now, &responder, ingress, parsed, frame, out),
             _ => Verdict::Dropped(DropReason::NotForUs),
         }
     }
@@ -633,6 +636,7 @@ impl Switch {
                     mac: parsed.src,
                     ip: src,
                     udp_port: src_port,
+                    tcp: None,
                 };
                 match self.services.dns(now, asker, payload) {
                     Dns::Reply(answer) => (parsed.src, src, src_port, answer),
@@ -676,6 +680,100 @@ impl Switch {
             reply.emit(b, gw)
         });
         Verdict::Local
+    }
+
+    /// DNS over TCP at the gateway (`tcp_responder` keeps the connection);
+    /// any other port is closed and says so with a reset.
+    fn tcp_service(
+        &mut self,
+        now: Timestamp,
+        gw: &Gateway,
+        ingress: PortId,
+        parsed: &Parsed,
+        frame: &[u8],
+        out: &mut Output,
+    ) -> Verdict {
+        let (
+            L3::Ipv4 { src, total_len, .. },
+            L4::Tcp {
+                src_port, dst_port, ..
+            },
+        ) = (parsed.l3, parsed.l4)
+        else {
+            return Verdict::Dropped(DropReason::NotForUs);
+        };
+        let end = (parsed.l3_offset + total_len).min(frame.len());
+        let Some(Ok(tcp)) = frame.get(parsed.l4_offset..end).map(TcpPacket::new_checked) else {
+            return Verdict::Dropped(DropReason::Malformed);
+        };
+        if dst_port != services::DNS_PORT {
+            self.tcp_reset(now, gw, ingress, parsed, out);
+            return Verdict::Dropped(DropReason::NotForUs);
+        }
+        let key = ConnKey {
+            network: gw.domain.network,
+            client: (src, src_port),
+            server: (gw.ip, dst_port),
+        };
+        let seg = Segment {
+            flags: tcp.flags(),
+            seq: tcp.seq_number(),
+            ack: tcp.ack_number(),
+            payload: tcp.payload(),
+        };
+        let asker = Asker {
+            port: ingress,
+            network: gw.domain.network,
+            mac: parsed.src,
+            ip: src,
+            udp_port: src_port,
+            tcp: Some(key),
+        };
+        let (handled, forward) = self.services.dns_tcp(now, asker, key, seg);
+        match handled {
+            Handled::Reset => self.tcp_reset(now, gw, ingress, parsed, out),
+            Handled::Send(segments) => {
+                self.send_segments(now, gw, &asker, &segments, out);
+            }
+        }
+        for f in forward {
+            if let Dns::Forward { upstream, query } = f {
+                self.forward_dns(now, upstream, &query, out);
+            }
+        }
+        Verdict::Local
+    }
+
+    /// Sends the gateway's TCP segments to `asker` on its connection.
+    fn send_segments(
+        &mut self,
+        now: Timestamp,
+        gw: &Gateway,
+        asker: &Asker,
+        segments: &[tcp_responder::Reply],
+        out: &mut Output,
+    ) {
+        let Some(key) = asker.tcp else {
+            return;
+        };
+        for s in segments {
+            let reply = Reply {
+                dst_mac: asker.mac,
+                dst_ip: asker.ip,
+                body: Body::Tcp(TcpRepr {
+                    src_port: key.server.1,
+                    dst_port: key.client.1,
+                    seq_number: s.seq,
+                    ack_number: s.ack,
+                    flags: s.flags,
+                    window: s.window,
+                    payload: &s.payload,
+                }),
+            };
+            self.reply(now, asker.port, gw, reply.frame_len(), out, true, |b| {
+                reply.emit(b, gw)
+            });
+        }
     }
 
     /// The uplink's gateway side: the switch's address there, and its domain.
@@ -727,6 +825,15 @@ impl Switch {
         else {
             return;
         };
+        if let Some(key) = asker.tcp {
+            let gw = Gateway {
+                ip: key.server.0,
+                ..gw
+            };
+            let segments = self.services.tcp_send(key, answer);
+            self.send_segments(now, &gw, &asker, &segments, out);
+            return;
+        }
         let reply = Reply {
             dst_mac: asker.mac,
             dst_ip: asker.ip,

@@ -234,6 +234,20 @@ impl TcpResponder {
         Handled::Send(out)
     }
 
+    /// Sends `data` on connection `key` unprompted (an answer that took
+    /// its time); nothing if the connection is gone or closing.
+    pub fn send(&mut self, key: ConnKey, data: &[u8]) -> Vec<Reply> {
+        let mut out = Vec::new();
+        if let Some(c) = self
+            .conns
+            .get_mut(&key)
+            .filter(|c| c.state == State::Established)
+        {
+            c.send(data, &mut out);
+        }
+        out
+    }
+
     /// A segment for no connection: a SYN opens one, anything else is reset.
     fn open(&mut self, now: Timestamp, key: ConnKey, seg: Segment) -> Handled {
         if !seg.flags.contains(TcpFlags::SYN) || seg.flags.contains(TcpFlags::ACK) {
