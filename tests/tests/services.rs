@@ -402,3 +402,47 @@ fn names_not_ours_asked_over_tcp_come_back_on_the_connection() {
     assert_eq!(&r[..2], &[0xab, 0xcd], "the asker's identifier is back");
     assert_eq!(&r[r.len() - 4..], &[93, 184, 216, 34]);
 }
+
+#[test]
+fn dhcp_leases_survive_a_reload_of_the_rules() {
+    let mut h = Harness::new("svc_dhcp_reload", TOPO);
+    let cache = mac("02:42:0a:0a:00:03");
+    h.send("cache", &dhcp(cache, MessageType::Discover, None));
+    let s = h.send(
+        "cache",
+        &dhcp(cache, MessageType::Request, Some(ip("10.10.0.3"))),
+    );
+    let ack = DhcpRepr::parse(&udp_payload(&s.frames[0].1).4).unwrap();
+    assert_eq!(ack.message_type, MessageType::Ack);
+    let leases = h.switch.dhcp_leases();
+    assert_eq!(leases.len(), 1);
+    assert_eq!((leases[0].1.mac, leases[0].1.ip), (cache, ip("10.10.0.3")));
+
+    // New rules: web may no longer reach cache.
+    let changed = format!(
+        "{TOPO}\n[rules]\ntext = \"\"\"\n*filter\n:FORWARD DROP [0:0]\n\
+         -A FORWARD -i web -o cache -j DROP\nCOMMIT\n\"\"\"\n"
+    );
+    let cfg = vswitch::config::parse(&changed, std::path::Path::new("scenario.toml")).unwrap();
+    h.switch.reload(&cfg).expect("reload");
+    let web = (mac("02:42:0a:0a:00:02"), ip("10.10.0.2"));
+    let ping = vswitch_tests::frames::ping(web, (cache, ip("10.10.0.3")), 1, 1, b"");
+    assert_eq!(
+        h.send("web", &ping).verdict,
+        Verdict::Dropped(DropReason::Filtered),
+        "the new rules are in force"
+    );
+
+    // The lease is as it was, and the client's renewal is acknowledged
+    // with the same address.
+    assert_eq!(h.switch.dhcp_leases(), leases);
+    let s = h.send(
+        "cache",
+        &dhcp(cache, MessageType::Request, Some(ip("10.10.0.3"))),
+    );
+    let ack = DhcpRepr::parse(&udp_payload(&s.frames[0].1).4).unwrap();
+    assert_eq!(
+        (ack.message_type, ack.yiaddr),
+        (MessageType::Ack, ip("10.10.0.3"))
+    );
+}

@@ -128,6 +128,14 @@ impl Services {
             .handle(now, client, payload)
     }
 
+    /// The DHCP leases of every network, by network index.
+    pub fn leases(&self) -> impl Iterator<Item = (u16, dhcp::Lease)> + '_ {
+        self.dhcp.iter().enumerate().flat_map(|(i, s)| {
+            s.iter()
+                .flat_map(move |s| s.leases().map(move |l| (i as u16, l)))
+        })
+    }
+
     /// What to do with a DNS query over UDP from `asker`: answer it, or
     /// forward a name not ours upstream (refused when there is no upstream).
     pub fn dns(&mut self, now: Timestamp, asker: Asker, query: &[u8]) -> Dns {

@@ -309,6 +309,11 @@ impl Switch {
         Ok(())
     }
 
+    /// The gateway's DHCP leases, by network index.
+    pub fn dhcp_leases(&self) -> Vec<(u16, crate::dhcp::Lease)> {
+        self.services.leases().collect()
+    }
+
     pub fn firewall(&self) -> &Firewall {
         &self.firewall
     }
