@@ -133,7 +133,10 @@ fn dhcp_and_dns_serve_real_clients() {
     // The same over TCP (RFC 7766), connection and all.
     assert_eq!(dig(&web, &["+tcp", "cache"]), "10.65.0.3");
     assert_eq!(dig(&web, &["+tcp", "-x", "10.65.0.2"]), "web.");
-    let full = stdout(&web, &["dig", "+tcp", "+time=2", "+tries=1", "@10.65.0.1", "other"]);
+    let full = stdout(
+        &web,
+        &["dig", "+tcp", "+time=2", "+tries=1", "@10.65.0.1", "other"],
+    );
     assert!(full.contains("status: NXDOMAIN"), "{full}");
     assert!(full.contains("(TCP)"), "{full}");
 

@@ -28,7 +28,7 @@ use packet::arp::{ArpOp, ArpPacket, ArpRepr};
 use packet::ethernet::{self, ethertype, EthernetFrame};
 use packet::{vlan, MacAddr, Parsed, L3};
 
-use crate::config::{Driver, IpvlanMode};
+use crate::config::{Driver, Ipv4Net, IpvlanMode};
 use crate::output::{Output, Payload};
 use crate::port::PortId;
 use crate::stats::DropReason;
@@ -59,6 +59,12 @@ pub struct Parent {
     pub mac: MacAddr,
     /// The network's endpoints: (address, own MAC).
     pub endpoints: Vec<(Option<Ipv4Addr>, MacAddr)>,
+}
+
+/// The MAC a parent answers with until the I/O layer reads the
+/// interface's own (`Switch::set_parent_mac`): offline, traces use it.
+pub fn placeholder_mac(subnet: Ipv4Net) -> MacAddr {
+    MacAddr::from_ipv4(subnet.network())
 }
 
 impl Parent {

@@ -30,7 +30,7 @@ use crate::gateway::{self, Body, Gateway, Reply};
 use crate::neigh::Neighbours;
 use crate::netfilter::Iface;
 use crate::output::{Output, TagEdit};
-use crate::parent::{Kind, Parent};
+use crate::parent::{self, Kind, Parent};
 use crate::port::{Egress, Port, PortId, VlanMembership};
 use crate::reject::{self, Refused, TcpResetFrame};
 use crate::services::{self, Asker, Dns, Services};
@@ -152,7 +152,7 @@ impl Switch {
                 port: id,
                 kind,
                 // Until the I/O layer reads the interface's own.
-                mac: MacAddr::from_ipv4(n.subnet.network()),
+                mac: parent::placeholder_mac(n.subnet),
                 endpoints,
             });
             let vlans = match trunk {
