@@ -4,11 +4,13 @@
 //! runs.
 //!
 //! Order of work, top to bottom in `process`:
-//! parse -> VLAN classification -> source check and learning -> ARP at the
-//! gateway -> PREROUTING (raw, conntrack, mangle, nat) -> for the gateway
-//! itself: INPUT, then ICMP echo; routed between networks: TTL, next hop,
-//! FORWARD and POSTROUTING; bridged: FDB lookup, then FORWARD and
-//! POSTROUTING per egress port -> send, and conntrack confirms.
+//! parse -> VLAN classification -> source check -> what a macvlan/ipvlan
+//! parent takes (`parent`) -> learning -> ARP at the gateway -> PREROUTING
+//! (raw, conntrack, mangle, nat) -> for the gateway itself: INPUT, then
+//! ICMP echo, DHCP and DNS (UDP and TCP); routed between networks: TTL,
+//! next hop, FORWARD and POSTROUTING; bridged: FDB lookup, then FORWARD and
+//! POSTROUTING per egress port -> send, and conntrack confirms -> what
+//! leaves by an ipvlan parent takes the parent's MAC.
 
 use std::net::Ipv4Addr;
 use std::time::Duration;
