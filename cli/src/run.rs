@@ -31,6 +31,13 @@ pub fn run(path: &Path, metrics: Option<SocketAddr>) -> ExitCode {
         Ok(s) => s,
         Err(code) => return code,
     };
+    // ipvlan endpoints appear with their parent interface's MAC.
+    for n in &cfg.networks {
+        let mac = n.parent_link().and_then(|(i, _)| io::lab::interface_mac(i));
+        if let Some(mac) = mac {
+            switch.set_parent_mac(&n.name, mac);
+        }
+    }
     // Random NAT ports differ from run to run, as the kernel's do.
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

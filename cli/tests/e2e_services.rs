@@ -130,6 +130,15 @@ fn dhcp_and_dns_serve_real_clients() {
     assert_eq!(dig(&web, &["-x", "10.65.0.3"]), "cache.");
     let full = stdout(&web, &["dig", "+time=2", "+tries=1", "@10.65.0.1", "other"]);
     assert!(full.contains("status: NXDOMAIN"), "{full}");
+    // The same over TCP (RFC 7766), connection and all.
+    assert_eq!(dig(&web, &["+tcp", "cache"]), "10.65.0.3");
+    assert_eq!(dig(&web, &["+tcp", "-x", "10.65.0.2"]), "web.");
+    let full = stdout(
+        &web,
+        &["dig", "+tcp", "+time=2", "+tries=1", "@10.65.0.1", "other"],
+    );
+    assert!(full.contains("status: NXDOMAIN"), "{full}");
+    assert!(full.contains("(TCP)"), "{full}");
 
     // The namespace's resolver points at the gateway: getent resolves.
     let resolv = std::fs::read_to_string(format!("/etc/netns/{web}/resolv.conf"))

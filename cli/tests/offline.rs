@@ -122,3 +122,63 @@ fn trace_prints_steps_and_json() {
         "vswitch: no port named \"nobody\"\n"
     );
 }
+
+#[test]
+fn every_shipped_example_checks() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let mut checked = Vec::new();
+    for entry in std::fs::read_dir(&dir).expect("examples/") {
+        let path = entry.expect("entry").path();
+        if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+            continue;
+        }
+        let out = Command::new(BIN)
+            .args(["check", "--config"])
+            .arg(&path)
+            .output()
+            .expect("run check");
+        assert!(
+            out.status.success(),
+            "{}: {}{}",
+            path.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        checked.push(path.file_name().unwrap().to_string_lossy().into_owned());
+    }
+    checked.sort();
+    assert_eq!(checked, ["bridge.toml", "ipvlan.toml", "macvlan.toml"]);
+}
+
+#[test]
+fn trace_from_a_trunk_parent_tags_and_readdresses() {
+    let path = topo_file(
+        "offline-ipvlan-trunk",
+        r#"
+[[network]]
+name = "lan"
+driver = "ipvlan"
+parent = "eth9.20"
+subnet = "10.9.0.0/24"
+
+[[port]]
+name = "web"
+network = "lan"
+ip = "10.9.0.2"
+"#,
+    );
+    let out = Command::new(BIN)
+        .args(["trace", "--config"])
+        .arg(&path)
+        .args(["--in", "eth9.20", "udp 10.9.0.77:5000 -> 10.9.0.2:53"])
+        .output()
+        .expect("run trace");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("vlan 20"), "{text}");
+    assert!(
+        text.contains("parent: 02:42:0a:09:00:00 readdressed to 02:42:0a:09:00:02"),
+        "{text}"
+    );
+    assert!(text.contains("out: port web"), "{text}");
+}

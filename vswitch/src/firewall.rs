@@ -110,8 +110,9 @@ pub struct Firewall {
 /// Seeds NAT's random port choices unless the caller reseeds.
 const NAT_SEED: u64 = 0x7653_7769_7463_6821;
 
-/// The names rules may use for `-i`/`-o`: ports, then networks, each with
-/// `uplink` last when there is one.
+/// The names rules may use for `-i`/`-o`: ports (configured ones, then
+/// macvlan/ipvlan parents), then networks, each with `uplink` last when
+/// there is one.
 pub fn interfaces(config: &Config) -> Interfaces {
     let uplink = config
         .uplink
@@ -122,6 +123,7 @@ pub fn interfaces(config: &Config) -> Interfaces {
             .ports
             .iter()
             .map(|p| p.name.clone())
+            .chain(config.networks.iter().filter_map(|n| n.parent.clone()))
             .chain(uplink.clone())
             .collect(),
         networks: config

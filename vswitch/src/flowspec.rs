@@ -13,7 +13,9 @@
 //! bytes), and for tcp `seq N` and `ack N` (the acknowledgment number; it
 //! sets the ACK flag). MACs not given are those the topology implies: the ingress
 //! port's own, and the destination port's when it shares the network, else
-//! the gateway's (the packet is routed).
+//! the gateway's (the packet is routed). A macvlan/ipvlan parent (`--in
+//! eth1.20`) sends as a host on its segment, tagged with the trunk's VLAN,
+//! to ipvlan endpoints by the parent's MAC.
 
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
@@ -28,6 +30,7 @@ use packet::{MacAddr, Parsed, VlanId, L3, L4};
 
 use crate::config::{Config, Ipv4Net};
 use crate::gateway::Gateway;
+use crate::parent::{self, Kind};
 use crate::topology_rules;
 
 /// Where a spec's packet comes from: what its default MACs follow.
@@ -39,6 +42,11 @@ struct Ingress<'a> {
     switch_mac: MacAddr,
     /// The ports sharing the segment (none for the uplink).
     network: Option<usize>,
+    /// The network's driver when it has a parent.
+    kind: Option<Kind>,
+    /// The frame comes in by the network's parent, from its segment; with
+    /// the parent's VLAN on a trunk.
+    from_parent: Option<Option<VlanId>>,
     config: &'a Config,
 }
 
@@ -51,23 +59,34 @@ impl Ingress<'_> {
                 switch_ip: u.ip,
                 switch_mac: u.mac.unwrap_or_else(|| Gateway::mac_for(u.ip)),
                 network: None,
+                kind: None,
+                from_parent: None,
                 config,
             });
         }
-        let port = config
-            .port(from)
-            .ok_or_else(|| format!("no port named {from:?}"))?;
-        let net = &config.networks[port.network_index];
+        let parent = config
+            .networks
+            .iter()
+            .position(|n| n.parent.as_deref() == Some(from));
+        let (index, mac) = match (parent, config.port(from)) {
+            (Some(i), _) => (i, MacAddr::ZERO),
+            (None, Some(p)) => (p.network_index, p.mac),
+            (None, None) => return Err(format!("no port named {from:?}")),
+        };
+        let net = &config.networks[index];
         Ok(Ingress {
-            mac: if port.mac.is_zero() {
+            // A port without a MAC of its own, or a host on the parent's segment.
+            mac: if mac.is_zero() {
                 MacAddr([0x02, 0, 0, 0, 0, 1])
             } else {
-                port.mac
+                mac
             },
             subnet: net.subnet,
             switch_ip: net.gateway,
             switch_mac: Gateway::mac_for(net.gateway),
-            network: Some(port.network_index),
+            network: Some(index),
+            kind: Kind::new(net.driver, net.mode),
+            from_parent: parent.and(net.parent_link()).map(|(_, vid)| vid),
             config,
         })
     }
@@ -81,7 +100,12 @@ impl Ingress<'_> {
             .ports
             .iter()
             .find(|p| Some(p.network_index) == self.network && p.ip == Some(dst));
+        let ipvlan = matches!(self.kind, Some(Kind::IpvlanL2 | Kind::IpvlanL3));
         match port {
+            // The segment sees ipvlan endpoints with the parent's MAC.
+            Some(_) if ipvlan && self.from_parent.is_some() => parent::placeholder_mac(self.subnet),
+            // ipvlan L3 endpoints send everything to the switch.
+            _ if self.kind == Some(Kind::IpvlanL3) && self.from_parent.is_none() => self.switch_mac,
             Some(p) => p.mac,
             None if self.subnet.contains(dst) && dst != self.switch_ip => MacAddr::from_ipv4(dst),
             None => self.switch_mac,
@@ -201,7 +225,9 @@ pub fn build(spec: &str, config: &Config, from: &str) -> Result<Vec<u8>, String>
             ))
         }
     };
-    Ok(match o.vlan {
+    // From a trunk parent, frames carry its VLAN unless told otherwise.
+    let trunk = ingress.from_parent.flatten().map(VlanId::get);
+    Ok(match o.vlan.or(trunk) {
         Some(v) => {
             let mut f = frame;
             let vid = VlanId::try_new(v).ok_or_else(|| format!("VLAN {v} is not 1 to 4094"))?;

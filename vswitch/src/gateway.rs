@@ -1,5 +1,5 @@
 //! The switch's own address on each network: it answers ARP for the gateway
-//! address, ICMP echo to it and its UDP services, as the Linux bridge device
+//! address, ICMP echo to it and its UDP and TCP services, as the Linux bridge device
 //! and the host behind it do for Docker. Builders only; the pipeline
 //! decides when they run.
 
@@ -9,6 +9,7 @@ use packet::arp::{ArpOp, ArpRepr};
 use packet::ethernet::{self, ethertype, EthernetRepr};
 use packet::icmpv4::Icmpv4Repr;
 use packet::ipv4::{self, Ipv4Repr};
+use packet::tcp::TcpRepr;
 use packet::udp::UdpRepr;
 use packet::MacAddr;
 
@@ -70,6 +71,7 @@ pub struct Reply<'a> {
 pub enum Body<'a> {
     Icmp(Icmpv4Repr<'a>),
     Udp(UdpRepr<'a>),
+    Tcp(TcpRepr<'a>),
 }
 
 impl Body<'_> {
@@ -77,6 +79,7 @@ impl Body<'_> {
         match self {
             Body::Icmp(icmp) => icmp.buffer_len(),
             Body::Udp(udp) => udp.buffer_len(),
+            Body::Tcp(tcp) => tcp.buffer_len(),
         }
     }
 }
@@ -98,6 +101,7 @@ impl Reply<'_> {
         let protocol = match self.body {
             Body::Icmp(_) => ipv4::protocol::ICMP,
             Body::Udp(_) => ipv4::protocol::UDP,
+            Body::Tcp(_) => ipv4::protocol::TCP,
         };
         Ipv4Repr {
             src: gw.ip,
@@ -113,6 +117,7 @@ impl Reply<'_> {
         match &self.body {
             Body::Icmp(icmp) => icmp.emit(l4),
             Body::Udp(udp) => udp.emit_v4(l4, gw.ip, self.dst_ip),
+            Body::Tcp(tcp) => tcp.emit_v4(l4, gw.ip, self.dst_ip),
         }
     }
 }

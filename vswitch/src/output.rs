@@ -140,6 +140,19 @@ impl Output {
         }
     }
 
+    /// Gives emit `i` a copy of its frame of its own in the arena and
+    /// returns it, for an edit only that port's copy may see.
+    pub(crate) fn detach(&mut self, i: usize, ingress: &[u8]) -> Option<&mut [u8]> {
+        let start = self.arena.len();
+        match self.emits.get(i)?.payload.clone() {
+            Payload::Ingress => self.arena.extend_from_slice(ingress),
+            Payload::Built(r) => self.arena.extend_from_within(r),
+        }
+        let range = start..self.arena.len();
+        self.emits[i].payload = Payload::Built(range.clone());
+        Some(&mut self.arena[range])
+    }
+
     /// The frame `e` sends, as up to three slices to write in order.
     /// `tag` is scratch space for an inserted tag.
     pub fn parts<'a>(&'a self, e: &Emit, ingress: &'a [u8], tag: &'a mut [u8; 4]) -> [&'a [u8]; 3] {
@@ -230,6 +243,20 @@ mod tests {
         );
         // Popping an untagged frame leaves it alone rather than eating its ethertype.
         assert_eq!(out.to_vec(&emit(TagEdit::Pop), &frame(None)), frame(None));
+    }
+
+    #[test]
+    fn a_detached_copy_is_edited_alone() {
+        let mut out = Output::new();
+        let ingress = frame(None);
+        out.forward(PortId(1), TagEdit::Keep);
+        out.forward(PortId(2), TagEdit::Push(7));
+        out.detach(1, &ingress).unwrap()[0] = 0xee;
+        assert_eq!(out.to_vec(&out.emits()[0].clone(), &ingress), ingress);
+        let mut edited = frame(Some(7));
+        edited[0] = 0xee;
+        assert_eq!(out.to_vec(&out.emits()[1].clone(), &ingress), edited);
+        assert!(out.detach(2, &ingress).is_none());
     }
 
     #[test]

@@ -35,6 +35,9 @@ pub struct VlanMembership {
     trunk: Box<[u64; 64]>,
 }
 
+/// `access` of a port that takes no untagged frames: above every VID.
+const NO_ACCESS: u16 = u16::MAX;
+
 /// How a frame of a given VLAN leaves a port.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Egress {
@@ -52,6 +55,17 @@ impl VlanMembership {
         VlanMembership { access, trunk: set }
     }
 
+    /// A trunk that carries `trunk` tagged and refuses untagged frames: a
+    /// macvlan/ipvlan parent such as `eth1.20`.
+    pub fn tagged_only(trunk: impl IntoIterator<Item = u16>) -> VlanMembership {
+        VlanMembership::new(NO_ACCESS, trunk)
+    }
+
+    /// The VLAN untagged frames belong to, if the port takes them.
+    pub fn untagged(&self) -> Option<u16> {
+        (self.access != NO_ACCESS).then_some(self.access)
+    }
+
     pub fn carries_tagged(&self, vlan: u16) -> bool {
         let v = usize::from(vlan & 0x0fff);
         self.trunk[v / 64] & (1 << (v % 64)) != 0
@@ -61,7 +75,7 @@ impl VlanMembership {
     /// the port does not accept that VLAN.
     pub fn ingress(&self, tag: Option<u16>) -> Option<u16> {
         match tag {
-            None | Some(0) => Some(self.access),
+            None | Some(0) => self.untagged(),
             Some(v) if self.carries_tagged(v) => Some(v),
             Some(_) => None,
         }
@@ -108,5 +122,16 @@ mod tests {
         assert_eq!(m.egress(10), Some(Egress::Untagged));
         assert_eq!(m.egress(30), Some(Egress::Tagged(30)));
         assert_eq!(m.egress(40), None);
+    }
+
+    #[test]
+    fn tagged_only_refuses_untagged_frames() {
+        let m = VlanMembership::tagged_only([20]);
+        assert_eq!(m.ingress(None), None);
+        assert_eq!(m.ingress(Some(0)), None);
+        assert_eq!(m.ingress(Some(20)), Some(20));
+        assert_eq!(m.egress(20), Some(Egress::Tagged(20)));
+        assert_eq!(m.egress(0), None);
+        assert_eq!(m.untagged(), None);
     }
 }

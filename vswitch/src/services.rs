@@ -1,11 +1,13 @@
 //! The gateway's services on each bridge network: DHCP on port 67 and DNS on
-//! port 53, as Docker's embedded DNS answers at 127.0.0.11. The pipeline
-//! hands over UDP payloads addressed to the gateway; what comes back it
-//! wraps in UDP, IPv4 and Ethernet and sends through OUTPUT.
+//! port 53 over UDP and TCP, as Docker's embedded DNS answers at
+//! 127.0.0.11. The pipeline hands over UDP payloads and TCP segments
+//! addressed to the gateway; what comes back it wraps in UDP or TCP, IPv4
+//! and Ethernet and sends through OUTPUT. TCP is `tcp_responder`'s.
 //!
 //! Names that are not the network's go to the uplink's resolvers (`[uplink]
 //! dns`): the query leaves from the uplink address with an identifier of our
-//! own, and the answer is matched back to the asker by it.
+//! own, and the answer is matched back to the asker by it; an asker over
+//! TCP gets it on its connection.
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -15,8 +17,9 @@ use packet::MacAddr;
 
 use crate::config::{Config, Driver};
 use crate::dhcp::{self, DhcpServer, ServerConfig};
-use crate::dns::{Answer, DnsServer, Transport};
+use crate::dns::{tcp_frame, tcp_frames, Answer, DnsServer, Transport};
 use crate::port::PortId;
+use crate::tcp_responder::{self, ConnKey, Handled, Segment, TcpResponder};
 use crate::time::Timestamp;
 
 pub const DHCP_SERVER_PORT: u16 = 67;
@@ -38,6 +41,7 @@ pub struct Services {
     /// Forwarded queries by the identifier they left with.
     pending: HashMap<u16, Pending>,
     next_id: u16,
+    tcp: TcpResponder,
 }
 
 /// Who asked a forwarded query, to send the answer back.
@@ -48,6 +52,8 @@ pub struct Asker {
     pub mac: MacAddr,
     pub ip: Ipv4Addr,
     pub udp_port: u16,
+    /// Asked over TCP, on this connection.
+    pub tcp: Option<ConnKey>,
 }
 
 #[derive(Clone)]
@@ -106,6 +112,7 @@ impl Services {
             upstream,
             pending: HashMap::new(),
             next_id: 1,
+            tcp: TcpResponder::new(),
         }
     }
 
@@ -167,27 +174,76 @@ impl Services {
         match self.dns.answer(asker.network, query, Transport::Udp) {
             Answer::Reply(r) => Dns::Reply(r),
             Answer::Drop => Dns::Nothing,
-            Answer::Forward => {
-                let (Some(upstream), Some(id)) = (self.upstream, query.get(..2)) else {
-                    return Dns::Nothing;
-                };
-                if self.pending.len() >= FORWARD_MAX {
-                    return Dns::Nothing;
-                }
-                let ours = self.free_id();
-                self.pending.insert(
-                    ours,
-                    Pending {
-                        asker,
-                        id: u16::from_be_bytes([id[0], id[1]]),
-                        expires: now.plus(FORWARD_TIMEOUT),
-                    },
-                );
-                let mut query = query.to_vec();
-                query[..2].copy_from_slice(&ours.to_be_bytes());
-                Dns::Forward { upstream, query }
-            }
+            Answer::Forward => self.forward(now, asker, query),
         }
+    }
+
+    /// A TCP segment for the gateway's DNS from `asker`: what to send back
+    /// on the connection, and the queries to forward upstream (their
+    /// answers come back on the connection through `dns_answer`).
+    pub fn dns_tcp(
+        &mut self,
+        now: Timestamp,
+        asker: Asker,
+        key: ConnKey,
+        seg: Segment,
+    ) -> (Handled, Vec<Dns>) {
+        let (dns, mut forward) = (&self.dns, Vec::new());
+        let handled = self.tcp.handle(now, key, seg, |rx| {
+            let mut reply = Vec::new();
+            let mut frames = tcp_frames(rx);
+            for query in frames.by_ref() {
+                match dns.answer(key.network, query, Transport::Tcp) {
+                    // Our answers are far below 64 KB (see `dns::server`).
+                    Answer::Reply(r) => reply.extend(tcp_frame(&r).unwrap_or_default()),
+                    Answer::Forward => forward.push(query.to_vec()),
+                    Answer::Drop => {}
+                }
+            }
+            let used = frames.consumed();
+            rx.drain(..used);
+            reply
+        });
+        let asker = Asker {
+            tcp: Some(key),
+            ..asker
+        };
+        let forward = forward
+            .iter()
+            .map(|q| self.forward(now, asker, q))
+            .collect();
+        (handled, forward)
+    }
+
+    /// An answer from upstream for a connection: the segments carrying it.
+    pub fn tcp_send(&mut self, key: ConnKey, answer: &[u8]) -> Vec<tcp_responder::Reply> {
+        match tcp_frame(answer) {
+            Some(framed) => self.tcp.send(key, &framed),
+            None => Vec::new(),
+        }
+    }
+
+    /// Sends a name not ours on to the upstream resolver under an
+    /// identifier of our own; nothing when too many queries wait.
+    fn forward(&mut self, now: Timestamp, asker: Asker, query: &[u8]) -> Dns {
+        let (Some(upstream), Some(id)) = (self.upstream, query.get(..2)) else {
+            return Dns::Nothing;
+        };
+        if self.pending.len() >= FORWARD_MAX {
+            return Dns::Nothing;
+        }
+        let ours = self.free_id();
+        self.pending.insert(
+            ours,
+            Pending {
+                asker,
+                id: u16::from_be_bytes([id[0], id[1]]),
+                expires: now.plus(FORWARD_TIMEOUT),
+            },
+        );
+        let mut query = query.to_vec();
+        query[..2].copy_from_slice(&ours.to_be_bytes());
+        Dns::Forward { upstream, query }
     }
 
     /// An upstream's answer to a forwarded query: who asked, and the answer
@@ -215,6 +271,7 @@ impl Services {
         for s in self.dhcp.iter_mut().flatten() {
             s.expire(now);
         }
+        self.tcp.expire(now);
         self.pending.retain(|_, p| p.expires > now);
     }
 }

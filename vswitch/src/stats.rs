@@ -53,10 +53,16 @@ pub enum DropReason {
     VxlanForged,
     /// A sealed datagram whose counter was taken before, or is too old.
     VxlanReplayed,
+    /// Came in by a macvlan/ipvlan parent addressed to none of the
+    /// network's endpoints: the host's or other machines' traffic.
+    NotAnEndpoint,
+    /// An ipvlan L3 network carries routed unicast IPv4 only: broadcast,
+    /// multicast and frames not for the switch stop at it.
+    NotRouted,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 22] = [
+    pub const ALL: [DropReason; 24] = [
         DropReason::Malformed,
         DropReason::VlanNotAllowed,
         DropReason::BadSourceMac,
@@ -79,6 +85,8 @@ impl DropReason {
         DropReason::VxlanUnknownPeer,
         DropReason::VxlanForged,
         DropReason::VxlanReplayed,
+        DropReason::NotAnEndpoint,
+        DropReason::NotRouted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -105,6 +113,8 @@ impl DropReason {
             DropReason::VxlanUnknownPeer => "vxlan_unknown_peer",
             DropReason::VxlanForged => "vxlan_forged",
             DropReason::VxlanReplayed => "vxlan_replayed",
+            DropReason::NotAnEndpoint => "not_an_endpoint",
+            DropReason::NotRouted => "not_routed",
         }
     }
 

@@ -4,15 +4,17 @@
 //! runs.
 //!
 //! Order of work, top to bottom in `process`:
-//! parse -> VLAN classification -> source check and learning -> ARP at the
-//! gateway -> PREROUTING (raw, conntrack, mangle, nat) -> for the gateway
-//! itself: INPUT, then ICMP echo; routed between networks: TTL, next hop,
-//! FORWARD and POSTROUTING; bridged: FDB lookup, then FORWARD and
-//! POSTROUTING per egress port -> send, and conntrack confirms. Copies
-//! leaving by a vxlan port are then given their VTEPs.
+//! parse -> VLAN classification -> source check -> what a macvlan/ipvlan
+//! parent takes (`parent`) -> learning -> ARP at the gateway -> PREROUTING
+//! (raw, conntrack, mangle, nat) -> for the gateway itself: INPUT, then
+//! ICMP echo, DHCP and DNS (UDP and TCP); routed between networks: TTL,
+//! next hop, FORWARD and POSTROUTING; bridged: FDB lookup, then FORWARD and
+//! POSTROUTING per egress port -> send, and conntrack confirms -> what
+//! leaves by an ipvlan parent takes the parent's MAC.
 //!
 //! A vxlan port's datagrams come in through `decapsulate` first, which
-//! checks and unwraps them; the inner frame then takes the same path.
+//! checks and unwraps them; the inner frame then takes the same path, and
+//! copies leaving by a vxlan port are given their VTEPs at the end.
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::ops::Range;
@@ -22,6 +24,7 @@ use packet::arp::{ArpOp, ArpRepr};
 use packet::ethernet::{self, ethertype, EthernetRepr};
 use packet::icmpv4::{self, msg, Icmpv4Packet, Icmpv4Repr};
 use packet::ipv4::{protocol, Ipv4Packet};
+use packet::tcp::{TcpPacket, TcpRepr};
 use packet::udp::UdpRepr;
 use packet::{MacAddr, Parsed, L3, L4};
 
@@ -34,10 +37,12 @@ use crate::gateway::{self, Body, Gateway, Reply};
 use crate::neigh::Neighbours;
 use crate::netfilter::Iface;
 use crate::output::{Output, Payload, TagEdit};
+use crate::parent::{self, Kind, Parent};
 use crate::port::{Egress, Port, PortId, VlanMembership};
 use crate::reject::{self, Refused, TcpResetFrame};
 use crate::services::{self, Asker, Dns, Services};
 use crate::stats::DropReason;
+use crate::tcp_responder::{self, ConnKey, Handled, Segment};
 use crate::time::Timestamp;
 use crate::topology_rules;
 use crate::vxlan::{Tunnel, TunnelDst};
@@ -63,6 +68,17 @@ pub struct Network {
     pub gateway: Gateway,
     /// Ports attached to this network, in configuration order.
     pub members: Vec<PortId>,
+    /// The host interface of a macvlan or ipvlan network.
+    pub parent: Option<Parent>,
+}
+
+impl Network {
+    /// Whether the switch is the gateway here (bridge) or routes for the
+    /// endpoints (ipvlan L3); on macvlan and ipvlan L2 the gateway is a
+    /// router on the parent's segment.
+    fn routed_by_switch(&self) -> bool {
+        self.parent.as_ref().is_none_or(Parent::routes)
+    }
 }
 
 /// What the I/O layer knows of a received frame beyond its bytes.
@@ -143,10 +159,11 @@ impl Switch {
                     mac: Gateway::mac_for(n.gateway),
                     domain: Domain {
                         network: i as u16,
-                        vlan: n.vlan.map_or(0, |v| v.get()),
+                        vlan: n.domain_vlan(),
                     },
                 },
                 members: Vec::new(),
+                parent: None,
             })
             .collect();
         let ports = config
@@ -169,6 +186,42 @@ impl Switch {
             })
             .collect::<Vec<_>>();
         let mut ports = ports;
+        // A macvlan/ipvlan parent is one more port of its network, named
+        // as written (`eth1.20`); on a trunk it takes only its VLAN, tagged.
+        for (i, n) in config.networks.iter().enumerate() {
+            let (Some((_, trunk)), Some(kind)) = (n.parent_link(), Kind::new(n.driver, n.mode))
+            else {
+                continue;
+            };
+            let id = PortId(ports.len() as u16);
+            let net = &mut networks[i];
+            let endpoints = net
+                .members
+                .iter()
+                .map(|m| (ports[m.index()].ip, ports[m.index()].mac))
+                .collect();
+            net.members.push(id);
+            net.parent = Some(Parent {
+                port: id,
+                kind,
+                // Until the I/O layer reads the interface's own.
+                mac: parent::placeholder_mac(n.subnet),
+                endpoints,
+            });
+            let vlans = match trunk {
+                Some(vid) => VlanMembership::tagged_only([vid.get()]),
+                None => VlanMembership::new(net.gateway.domain.vlan, std::iter::empty()),
+            };
+            ports.push(Port {
+                name: n.parent.clone().unwrap_or_default(),
+                network: i as u16,
+                vlans,
+                mac: MacAddr::ZERO,
+                ip: None,
+                stats: Default::default(),
+                tunnel: None,
+            });
+        }
         // The uplink is one more port on a network of its own, named
         // `uplink` both ways, where the switch's address is the uplink's.
         if let Some(u) = &config.uplink {
@@ -184,6 +237,7 @@ impl Switch {
                     domain: Domain { network, vlan: 0 },
                 },
                 members: vec![id],
+                parent: None,
             });
             ports.push(Port {
                 name: topology_rules::UPLINK.to_owned(),
@@ -202,7 +256,9 @@ impl Switch {
         for s in &config.fdb {
             if let Some(i) = ports.iter().position(|p| p.name == s.port) {
                 let port: &Port = &ports[i];
-                let vlan = s.vlan.map_or(port.vlans.access, |v| v.get());
+                let native = port.vlans.untagged();
+                let net_vlan = networks[usize::from(port.network)].gateway.domain.vlan;
+                let vlan = s.vlan.map_or(native.unwrap_or(net_vlan), |v| v.get());
                 let domain = Domain {
                     network: port.network,
                     vlan,
@@ -212,6 +268,22 @@ impl Switch {
                     vtep: s.remote,
                 };
                 fdb.add_static(domain, s.mac, at);
+            }
+        }
+        // ipvlan endpoints are pinned where they are: a frame the parent
+        // demultiplexed or the switch routed to one never floods.
+        for n in networks
+            .iter()
+            .filter(|n| n.parent.as_ref().is_some_and(|p| p.kind != Kind::Macvlan))
+        {
+            for &m in n.members.iter().filter(|m| !ports[m.index()].mac.is_zero()) {
+                if let Some(vlan) = ports[m.index()].vlans.untagged() {
+                    let domain = Domain {
+                        network: n.gateway.domain.network,
+                        vlan,
+                    };
+                    fdb.add_static(domain, ports[m.index()].mac, m);
+                }
             }
         }
         let mut neighbours = Neighbours::default();
@@ -263,6 +335,22 @@ impl Switch {
     /// The gateway's services: DHCP leases, DNS.
     pub fn services(&self) -> &Services {
         &self.services
+    }
+
+    /// Gives the parent of network `name` its interface's MAC, which ipvlan
+    /// endpoints appear with. False when the network has no parent.
+    pub fn set_parent_mac(&mut self, name: &str, mac: MacAddr) -> bool {
+        let parent = self
+            .networks
+            .iter_mut()
+            .find(|n| n.name == name)
+            .and_then(|n| n.parent.as_mut());
+        parent.map(|p| p.mac = mac).is_some()
+    }
+
+    /// The gateway's DHCP leases, by network index.
+    pub fn dhcp_leases(&self) -> Vec<(u16, crate::dhcp::Lease)> {
+        self.services.leases().collect()
     }
 
     pub fn firewall(&self) -> &Firewall {
@@ -369,6 +457,9 @@ impl Switch {
         };
         port.stats.rx(frame.len());
         let verdict = self.decide(now, ingress, frame, out, rx);
+        for p in self.networks.iter().filter_map(|n| n.parent.as_ref()) {
+            p.egress(out, frame);
+        }
         if let Verdict::Dropped(reason) = verdict {
             self.ports[ingress.index()].stats.drop(reason);
         }
@@ -457,6 +548,29 @@ impl Switch {
         if parsed.src.is_multicast() || parsed.src.is_zero() {
             return Verdict::Dropped(DropReason::BadSourceMac);
         }
+        let network = &self.networks[usize::from(domain.network)];
+        let gw = network.gateway;
+        if let Some(parent) = network.parent.as_ref().filter(|p| p.port == ingress) {
+            match parent.ingress(&parsed, frame, gw.mac) {
+                Ok(false) => {}
+                Ok(true) => match Parsed::parse(frame) {
+                    Ok(p) => {
+                        let (from, to) = (parsed.dst, p.dst);
+                        self.firewall
+                            .note(|| format!("parent: {from} readdressed to {to}"));
+                        parsed = p;
+                    }
+                    Err(_) => return Verdict::Dropped(DropReason::Malformed),
+                },
+                Err(reason) => {
+                    self.firewall
+                        .note(|| format!("parent: {reason}: not for this network"));
+                    return Verdict::Dropped(reason);
+                }
+            }
+        }
+        let routes = network.routed_by_switch();
+        let l3_only = network.parent.as_ref().is_some_and(Parent::routes);
         let station = Station {
             port: ingress,
             vtep: rx.vtep,
@@ -466,13 +580,15 @@ impl Switch {
         }
         let size = Size::of(&parsed, frame.len(), rx.gso_size);
 
-        let gw = self.networks[usize::from(domain.network)].gateway;
-        let at_gateway = gw.domain == domain;
+        let at_gateway = gw.domain == domain && routes;
         if let L3::Arp(arp) = &parsed.l3 {
             if at_gateway {
                 if let Some(v) = self.arp(now, &gw, ingress, arp, parsed.dst, out) {
                     return v;
                 }
+            }
+            if l3_only {
+                return Verdict::Dropped(DropReason::NotRouted);
             }
             return self.bridge(now, domain, ingress, &parsed, frame, size, None, out);
         }
@@ -481,6 +597,8 @@ impl Switch {
         if to_gateway {
             self.firewall
                 .note(|| format!("gateway: addressed to the switch ({})", gw.mac));
+        } else if l3_only {
+            return Verdict::Dropped(DropReason::NotRouted);
         }
         let iif = Iface {
             port: ingress.0,
@@ -554,9 +672,19 @@ impl Switch {
             self.neighbours
                 .learn(net, arp.sender_ip, arp.sender_mac, now);
         }
-        if gw.answers_arp(arp) {
+        // ipvlan L3: the switch answers by side (see `parent`), never for
+        // the gateway address, which is a router on the segment.
+        let answers = match &self.networks[usize::from(net)].parent {
+            Some(p) => p.answers_arp(ingress, arp),
+            None => gw.answers_arp(arp),
+        };
+        if answers {
+            let responder = Gateway {
+                ip: arp.target_ip,
+                ..*gw
+            };
             self.reply(now, ingress, gw, gateway::ARP_REPLY_LEN, out, true, |b| {
-                gateway::emit_arp_reply(b, gw, arp)
+                gateway::emit_arp_reply(b, &responder, arp)
             });
             return Some(Verdict::Local);
         }
@@ -582,7 +710,8 @@ impl Switch {
         let L3::Ipv4 { dst, protocol, .. } = parsed.l3 else {
             return Verdict::Dropped(DropReason::NotForUs);
         };
-        let local = match self.networks.iter().find(|n| n.gateway.ip == dst) {
+        let ours = |n: &&Network| n.gateway.ip == dst && n.parent.is_none();
+        let local = match self.networks.iter().find(ours) {
             Some(n) => n.gateway.ip,
             None if dst.is_broadcast() => gw.ip,
             None => return self.route(now, gw, ingress, parsed, frame, size, pass, out),
@@ -597,6 +726,7 @@ impl Switch {
         match protocol {
             protocol::ICMP => self.echo(now, &responder, ingress, parsed, frame, out),
             protocol::UDP => self.udp_service(now, &responder, ingress, parsed, frame, out),
+            protocol::TCP => self.tcp_service(now, &responder, ingress, parsed, frame, out),
             _ => Verdict::Dropped(DropReason::NotForUs),
         }
     }
@@ -645,6 +775,7 @@ impl Switch {
                     mac: parsed.src,
                     ip: src,
                     udp_port: src_port,
+                    tcp: None,
                 };
                 match self.services.dns(now, asker, payload) {
                     Dns::Reply(answer) => (parsed.src, src, src_port, answer),
@@ -682,6 +813,100 @@ impl Switch {
             reply.emit(b, gw)
         });
         Verdict::Local
+    }
+
+    /// DNS over TCP at the gateway (`tcp_responder` keeps the connection);
+    /// any other port is closed and says so with a reset.
+    fn tcp_service(
+        &mut self,
+        now: Timestamp,
+        gw: &Gateway,
+        ingress: PortId,
+        parsed: &Parsed,
+        frame: &[u8],
+        out: &mut Output,
+    ) -> Verdict {
+        let (
+            L3::Ipv4 { src, total_len, .. },
+            L4::Tcp {
+                src_port, dst_port, ..
+            },
+        ) = (parsed.l3, parsed.l4)
+        else {
+            return Verdict::Dropped(DropReason::NotForUs);
+        };
+        let end = (parsed.l3_offset + total_len).min(frame.len());
+        let Some(Ok(tcp)) = frame.get(parsed.l4_offset..end).map(TcpPacket::new_checked) else {
+            return Verdict::Dropped(DropReason::Malformed);
+        };
+        if dst_port != services::DNS_PORT {
+            self.tcp_reset(now, gw, ingress, parsed, out);
+            return Verdict::Dropped(DropReason::NotForUs);
+        }
+        let key = ConnKey {
+            network: gw.domain.network,
+            client: (src, src_port),
+            server: (gw.ip, dst_port),
+        };
+        let seg = Segment {
+            flags: tcp.flags(),
+            seq: tcp.seq_number(),
+            ack: tcp.ack_number(),
+            payload: tcp.payload(),
+        };
+        let asker = Asker {
+            port: ingress,
+            network: gw.domain.network,
+            mac: parsed.src,
+            ip: src,
+            udp_port: src_port,
+            tcp: Some(key),
+        };
+        let (handled, forward) = self.services.dns_tcp(now, asker, key, seg);
+        match handled {
+            Handled::Reset => self.tcp_reset(now, gw, ingress, parsed, out),
+            Handled::Send(segments) => {
+                self.send_segments(now, gw, &asker, &segments, out);
+            }
+        }
+        for f in forward {
+            if let Dns::Forward { upstream, query } = f {
+                self.forward_dns(now, upstream, &query, out);
+            }
+        }
+        Verdict::Local
+    }
+
+    /// Sends the gateway's TCP segments to `asker` on its connection.
+    fn send_segments(
+        &mut self,
+        now: Timestamp,
+        gw: &Gateway,
+        asker: &Asker,
+        segments: &[tcp_responder::Reply],
+        out: &mut Output,
+    ) {
+        let Some(key) = asker.tcp else {
+            return;
+        };
+        for s in segments {
+            let reply = Reply {
+                dst_mac: asker.mac,
+                dst_ip: asker.ip,
+                body: Body::Tcp(TcpRepr {
+                    src_port: key.server.1,
+                    dst_port: key.client.1,
+                    seq_number: s.seq,
+                    ack_number: s.ack,
+                    flags: s.flags,
+                    window: s.window,
+                    payload: &s.payload,
+                }),
+            };
+            self.reply(now, asker.port, gw, reply.frame_len(), out, true, |b| {
+                reply.emit(b, gw)
+            });
+        }
     }
 
     /// The uplink's gateway side: the switch's address there, and its domain.
@@ -733,6 +958,15 @@ impl Switch {
         else {
             return;
         };
+        if let Some(key) = asker.tcp {
+            let gw = Gateway {
+                ip: key.server.0,
+                ..gw
+            };
+            let segments = self.services.tcp_send(key, answer);
+            self.send_segments(now, &gw, &asker, &segments, out);
+            return;
+        }
         let reply = Reply {
             dst_mac: asker.mac,
             dst_ip: asker.ip,
@@ -808,21 +1042,37 @@ impl Switch {
             Ok(ip) if ip.verify_checksum() => {}
             _ => return Verdict::Dropped(DropReason::Malformed),
         }
-        let held = self.networks.iter().position(|n| n.subnet.contains(dst));
-        // Anything else goes out of the uplink, to its router.
-        let uplink = self
-            .networks
-            .len()
-            .checked_sub(1)
-            .filter(|_| self.default_gateway.is_some());
-        let Some(egress_net) = held.or(uplink) else {
-            self.firewall
-                .note(|| format!("route: no network holds {dst} and there is no uplink"));
-            return Verdict::Dropped(DropReason::NoRoute);
-        };
-        let hop = match (held, self.default_gateway) {
-            (None, Some(router)) => router,
-            _ => dst,
+        let in_net = usize::from(gw.domain.network);
+        // ipvlan L3 routes between its endpoints and its parent only: off
+        // the subnet, by the network's gateway, a router on the segment.
+        let (egress_net, hop) = match self.networks[in_net].parent.as_ref() {
+            Some(p) if p.routes() => match self.networks[in_net].subnet.contains(dst) {
+                true => (in_net, dst),
+                false => (in_net, self.networks[in_net].gateway.ip),
+            },
+            _ => {
+                // A network with a parent is the segment's, not reached by routing.
+                let held = self
+                    .networks
+                    .iter()
+                    .position(|n| n.subnet.contains(dst) && n.parent.is_none());
+                // Anything else goes out of the uplink, to its router.
+                let uplink = self
+                    .networks
+                    .len()
+                    .checked_sub(1)
+                    .filter(|_| self.default_gateway.is_some());
+                let Some(egress_net) = held.or(uplink) else {
+                    self.firewall
+                        .note(|| format!("route: no network holds {dst} and there is no uplink"));
+                    return Verdict::Dropped(DropReason::NoRoute);
+                };
+                let hop = match (held, self.default_gateway) {
+                    (None, Some(router)) => router,
+                    _ => dst,
+                };
+                (egress_net, hop)
+            }
         };
         if ttl <= 1 {
             self.icmp_error(now, gw, ingress, parsed, frame, IcmpError::TtlExceeded, out);
@@ -832,7 +1082,19 @@ impl Switch {
         let Some(next_hop) = self.neighbours.lookup(egress_gw.domain.network, hop, now) else {
             self.firewall
                 .note(|| format!("route: {hop} not resolved yet; the gateway asks with ARP"));
-            self.arp_request(&egress_gw, hop, out);
+            let asker = match &self.networks[egress_net].parent {
+                // No address of its own there: it asks as the sender, as
+                // Linux picks the packet's source for ARP.
+                Some(_) => Gateway {
+                    ip: match parsed.l3 {
+                        L3::Ipv4 { src, .. } => src,
+                        _ => egress_gw.ip,
+                    },
+                    ..egress_gw
+                },
+                None => egress_gw,
+            };
+            self.arp_request(&asker, hop, out);
             return Verdict::Dropped(DropReason::NeighbourUnresolved);
         };
         self.firewall.note(|| {
@@ -1062,9 +1324,14 @@ impl Switch {
             target_ip: target,
         };
         let net = usize::from(gw.domain.network);
+        // ipvlan L3 endpoints are known; only the segment is asked.
+        let only = self.networks[net].parent.as_ref().map(|p| p.port);
         let mut built = None;
         for i in 0..self.networks[net].members.len() {
             let port = self.networks[net].members[i];
+            if only.is_some_and(|o| o != port) {
+                continue;
+            }
             let p = &mut self.ports[port.index()];
             let tag = match p.vlans.egress(gw.domain.vlan) {
                 Some(Egress::Tagged(v)) => TagEdit::Push(v),

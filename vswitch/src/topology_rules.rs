@@ -76,6 +76,16 @@ fn filter(config: &Config) -> String {
         let icc = if n.icc { "ACCEPT" } else { "DROP" };
         line(&format!("-A FORWARD -i {name} -o {name} -j {icc}"));
     }
+    // A macvlan/ipvlan network is its endpoints and its parent's segment;
+    // the switch carries traffic among them, as the kernel's drivers do
+    // without a bridge hook.
+    for n in config
+        .networks
+        .iter()
+        .filter(|n| n.driver != Driver::Bridge)
+    {
+        line(&format!("-A FORWARD -i {0} -o {0} -j ACCEPT", n.name));
+    }
     for (p, n) in published(config) {
         for publish in &p.publish {
             let (ip, name) = (p.ip.unwrap_or(n.gateway), &n.name);

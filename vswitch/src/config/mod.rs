@@ -107,6 +107,38 @@ pub struct Network {
     pub mtu: u16,
 }
 
+impl Network {
+    /// The parent's host interface and the 802.1Q tag its frames carry
+    /// there: `eth1.20` is interface `eth1`, VLAN 20 (trunk mode), as
+    /// Docker's macvlan reads it. `None` for bridge networks.
+    pub fn parent_link(&self) -> Option<(&str, Option<VlanId>)> {
+        let parent = self.parent.as_deref()?;
+        Some(match split_trunk(parent) {
+            Some((iface, Ok(vid))) => (iface, Some(vid)),
+            _ => (parent, None),
+        })
+    }
+
+    /// The VLAN of the network's L2 domain in the switch: `vlan` on a
+    /// bridge, the parent's tag on a trunk.
+    pub fn domain_vlan(&self) -> u16 {
+        let trunk = self.parent_link().and_then(|(_, vid)| vid);
+        self.vlan.or(trunk).map_or(0, VlanId::get)
+    }
+}
+
+/// `eth1.20` as (`eth1`, the VID or what is wrong with it); `None` when
+/// the name has no numeric suffix.
+pub(crate) fn split_trunk(parent: &str) -> Option<(&str, Result<VlanId, u64>)> {
+    let (iface, vid) = parent.rsplit_once('.')?;
+    if iface.is_empty() || vid.is_empty() || !vid.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = vid.parse().unwrap_or(u64::MAX);
+    let checked = u16::try_from(n).ok().and_then(VlanId::try_new);
+    Some((iface, checked.ok_or(n)))
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Driver {
     Bridge,

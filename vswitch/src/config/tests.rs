@@ -1187,3 +1187,54 @@ fn shipped_example_is_valid() {
     );
     assert!(c.rules.is_none());
 }
+
+#[test]
+fn a_parent_with_a_vlan_suffix_is_a_trunk() {
+    let c = ok(r#"[[network]]
+name = "mv"
+driver = "macvlan"
+parent = "eth1.20"
+subnet = "10.2.0.0/24"
+
+[[network]]
+name = "iv"
+driver = "ipvlan"
+parent = "br.lan"
+subnet = "10.3.0.0/24"
+"#);
+    let vid = packet::VlanId::try_new(20);
+    assert_eq!(c.networks[0].parent_link(), Some(("eth1", vid)));
+    assert_eq!(c.networks[0].domain_vlan(), 20);
+    assert_eq!(c.networks[1].parent_link(), Some(("br.lan", None)));
+    assert_eq!(c.networks[1].domain_vlan(), 0);
+}
+
+#[test]
+fn parent_vlans_and_names_are_checked() {
+    assert_eq!(
+        error("[[network]]\nname = \"n\"\ndriver = \"macvlan\"\nparent = \"eth1.4095\"\nsubnet = \"10.0.0.0/24\"\n"),
+        "topo.toml:4:10: network \"n\": parent \"eth1.4095\": VLAN 4095 is not 1 to 4094"
+    );
+    assert_eq!(
+        error("[[network]]\nname = \"n\"\ndriver = \"macvlan\"\nparent = \"eth1\"\nvlan = 20\nsubnet = \"10.0.0.0/24\"\n"),
+        "topo.toml:5:8: network \"n\": vlan applies to bridge networks; a macvlan network takes its VLAN from the parent, as \"eth1.20\""
+    );
+    let clash = "[[network]]\nname = \"n\"\ndriver = \"ipvlan\"\nparent = \"web\"\nsubnet = \"10.0.0.0/24\"\n\
+                 [[port]]\nname = \"web\"\nnetwork = \"n\"\n";
+    assert_eq!(
+        error(clash),
+        "topo.toml:4:10: network \"n\": parent \"web\" is also a port name; the parent is a port of that name in rules"
+    );
+    let twice = "[[network]]\nname = \"a\"\ndriver = \"macvlan\"\nparent = \"eth1\"\nsubnet = \"10.0.0.0/24\"\n\
+                 [[network]]\nname = \"b\"\ndriver = \"ipvlan\"\nparent = \"eth1\"\nsubnet = \"10.1.0.0/24\"\n";
+    assert_eq!(
+        error(twice),
+        "topo.toml:9:10: network \"b\": parent \"eth1\" is also the parent of another network; the parent is a port of that name in rules"
+    );
+    let uplink = "[[network]]\nname = \"a\"\ndriver = \"macvlan\"\nparent = \"eth1.5\"\nsubnet = \"10.0.0.0/24\"\n\
+                  [uplink]\nkind = \"afpacket\"\ninterface = \"eth1\"\nip = \"192.0.2.2/24\"\n";
+    assert_eq!(
+        error(uplink),
+        "topo.toml:4:10: network \"a\": parent interface eth1 is the uplink's; give each its own interface"
+    );
+}

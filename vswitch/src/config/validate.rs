@@ -43,8 +43,10 @@ pub(super) fn validate(raw: raw::Topo, text: &str, path: &Path) -> Result<Config
     let nets = networks(&mut e, &raw.network, &overlay_mtus(&raw.port));
     let (ports, port_names) = ports(&mut e, &raw.port, &nets);
     let uplink = raw.uplink.as_ref().and_then(|u| uplink(&mut e, u, &nets));
+    let parents = parents(&mut e, &raw.network, &nets, &port_names, uplink.as_ref());
     let endpoints = Endpoints {
         ports: &port_names,
+        parents: &parents,
         uplink: raw.uplink.is_some(),
         tunnels: &ports,
     };
@@ -440,6 +442,26 @@ fn network(e: &mut Errors, n: &raw::Network, default_mtu: u16) -> Option<Network
         }
         (Some(p), _) => {
             check_name(e, p, IFNAME_MAX, &format!("{ctx}: parent"));
+            if let Some((_, Err(vid))) = super::split_trunk(p.get_ref()) {
+                e.at(
+                    span(p),
+                    format!(
+                        "{ctx}: parent {:?}: VLAN {vid} is not 1 to 4094",
+                        p.get_ref()
+                    ),
+                );
+            }
+            if let (Some(v), Some(_)) = (&n.vlan, driver) {
+                e.at(
+                    span(v),
+                    format!(
+                        "{ctx}: vlan applies to bridge networks; a {} network takes its VLAN from the parent, as \"{}.{}\"",
+                        driver.map_or("", Driver::as_str),
+                        p.get_ref(),
+                        v.get_ref()
+                    ),
+                );
+            }
             Some(p.get_ref().clone())
         }
         (None, Some(d @ (Driver::Macvlan | Driver::Ipvlan))) => {
@@ -472,6 +494,55 @@ fn network(e: &mut Errors, n: &raw::Network, default_mtu: u16) -> Option<Network
         parent,
         mtu,
     })
+}
+
+/// Each macvlan/ipvlan parent becomes a port named as written (`eth1.20`),
+/// so it must be unique among ports, networks and parents, and its
+/// interface cannot also be the uplink. Returns the parents' names.
+fn parents(
+    e: &mut Errors,
+    raw: &[S<raw::Network>],
+    nets: &Nets,
+    ports: &HashSet<String>,
+    uplink: Option<&Uplink>,
+) -> HashSet<String> {
+    let mut seen = HashSet::new();
+    for (table, net) in raw.iter().zip(&nets.list) {
+        let (Some(p), Some(net)) = (&table.get_ref().parent, net) else {
+            continue;
+        };
+        let name = p.get_ref();
+        let clash = if ports.contains(name) {
+            Some("a port name")
+        } else if nets.by_name.contains_key(name) || name == UPLINK {
+            Some("a network name")
+        } else if seen.contains(name) {
+            Some("the parent of another network")
+        } else {
+            None
+        };
+        if let Some(what) = clash {
+            e.at(
+                span(p),
+                format!(
+                    "network {:?}: parent {name:?} is also {what}; the parent is a port of that name in rules",
+                    net.name
+                ),
+            );
+        }
+        let iface = net.parent_link().map(|(i, _)| i);
+        if let Some(u) = uplink.filter(|u| Some(u.interface.as_str()) == iface) {
+            e.at(
+                span(p),
+                format!(
+                    "network {:?}: parent interface {} is the uplink's; give each its own interface",
+                    net.name, u.interface
+                ),
+            );
+        }
+        seen.insert(name.clone());
+    }
+    seen
 }
 
 // ---- [[port]] ------------------------------------------------------------
@@ -1137,6 +1208,8 @@ fn uplink(e: &mut Errors, table: &S<raw::Uplink>, nets: &Nets) -> Option<Uplink>
 /// What `from`, `to` and `[[fdb]] port` may name.
 struct Endpoints<'a> {
     ports: &'a HashSet<String>,
+    /// macvlan/ipvlan parents: ports named as written in `parent`.
+    parents: &'a HashSet<String>,
     uplink: bool,
     /// Every port, to tell which are vxlan and what peers they have.
     tunnels: &'a [Port],
@@ -1144,7 +1217,7 @@ struct Endpoints<'a> {
 
 impl Endpoints<'_> {
     fn contains(&self, name: &str) -> bool {
-        self.ports.contains(name) || (self.uplink && name == UPLINK)
+        self.ports.contains(name) || self.parents.contains(name) || (self.uplink && name == UPLINK)
     }
 }
 

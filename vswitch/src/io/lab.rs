@@ -25,7 +25,7 @@ use std::process::Command;
 
 use packet::MacAddr;
 
-use crate::config::{Config, Driver, Port, PortKind};
+use crate::config::{Config, Driver, IpvlanMode, Port, PortKind};
 use crate::vxlan;
 
 use super::afpacket::PacketSocket;
@@ -76,6 +76,13 @@ fn binding(port: &Port) -> Binding {
     }
 }
 
+/// The host interfaces of `config`'s macvlan/ipvlan parents, in network
+/// order: the switch's ports after the configured ones.
+fn parents(config: &Config) -> Vec<String> {
+    let links = config.networks.iter().filter_map(|n| n.parent_link());
+    links.map(|(iface, _)| iface.to_owned()).collect()
+}
+
 /// What a vxlan socket was opened with: its sending side (VNI, key,
 /// counter) is fixed at open, and its address cannot be opened twice.
 fn tunnel_settings(p: &Port) -> impl PartialEq + '_ {
@@ -118,6 +125,20 @@ impl Lab {
                 Err(e) => {
                     lab.teardown();
                     return Err(err(format!("port {}: {}", port.name, e.0)));
+                }
+            }
+        }
+        // Then each macvlan/ipvlan parent, in network order: the switch's
+        // ports are numbered so.
+        for n in &config.networks {
+            let Some((iface, _)) = n.parent_link() else {
+                continue;
+            };
+            match open_packet(iface) {
+                Ok(d) => lab.devices.push(d),
+                Err(e) => {
+                    lab.teardown();
+                    return Err(err(format!("network {} parent: {}", n.name, e.0)));
                 }
             }
         }
@@ -174,6 +195,22 @@ impl Lab {
                 },
             }
         }
+        // Macvlan/ipvlan parents, after the ports: kept by interface.
+        let (old_parents, new_parents) = (parents(&self.config), parents(config));
+        let mut made_parents: Vec<Option<Device>> = Vec::new();
+        for iface in &new_parents {
+            if result.is_err() {
+                break;
+            }
+            if old_parents.contains(iface) {
+                made_parents.push(None);
+                continue;
+            }
+            match open_packet(iface) {
+                Ok(d) => made_parents.push(Some(d)),
+                Err(e) => result = Err(err(format!("parent {iface}: {}", e.0))),
+            }
+        }
         if result.is_ok() {
             for (p, keep) in config.ports.iter().zip(&keeps) {
                 if let Some(i) = keep {
@@ -186,6 +223,7 @@ impl Lab {
         }
         if let Err(e) = result {
             drop(made);
+            drop(made_parents);
             for path in self.resolv.split_off(resolv_before) {
                 let _ = fs::remove_file(path);
             }
@@ -200,9 +238,19 @@ impl Lab {
             Some(_) => olds.pop().flatten(),
             None => None,
         };
+        let mut olds_parents = olds.split_off(old.len().min(olds.len()));
         for (made, keep) in made.into_iter().zip(&keeps) {
             let device = made.or_else(|| keep.and_then(|i| olds.get_mut(i)?.take()));
             if let Some(d) = device {
+                self.devices.push(d);
+            }
+        }
+        for (iface, made) in new_parents.iter().zip(made_parents) {
+            let kept = || {
+                let k = old_parents.iter().position(|o| o == iface)?;
+                olds_parents.get_mut(k)?.take()
+            };
+            if let Some(d) = made.or_else(kept) {
                 self.devices.push(d);
             }
         }
@@ -316,7 +364,12 @@ impl Lab {
         if let (Some(addr), false) = (port.ip, port.dhcp) {
             let cidr = format!("{addr}/{}", net.subnet.prefix);
             n(&["addr", "add", &cidr, "dev", "eth0"])?;
-            n(&["route", "add", "default", "via", &net.gateway.to_string()])?;
+            // ipvlan L3 as Linux sets it up: every destination on-link; the
+            // switch answers ARP for all of them and routes.
+            match (net.driver, net.mode) {
+                (Driver::Ipvlan, IpvlanMode::L3) => n(&["route", "add", "default", "dev", "eth0"])?,
+                _ => n(&["route", "add", "default", "via", &net.gateway.to_string()])?,
+            }
         }
         if net.driver == Driver::Bridge {
             if let Some(path) = write_resolv_conf(netns, net.gateway)? {

@@ -83,7 +83,7 @@ impl Switch {
     pub fn commit_reload(&mut self, reload: Reload) -> Reloaded {
         let mut next = reload.next;
         let nets = network_map(&self.config, &next.config);
-        let ports = port_map(&self.config, &next.config, &nets);
+        let ports = port_map(self, &next, &nets);
         for (domain, mac, e) in self.fdb.iter() {
             let (Some(&Some(network)), Some(&Some(port))) = (
                 nets.get(usize::from(domain.network)),
@@ -95,6 +95,14 @@ impl Switch {
                 let domain = Domain { network, ..domain };
                 let at = Station { port, ..e.at };
                 next.fdb.learn(domain, mac, at, e.last_seen);
+            }
+        }
+        // A parent's MAC is read from its interface once, at start.
+        for (old, to) in self.networks.iter().zip(&nets) {
+            let next_net = to.and_then(|n| next.networks.get_mut(usize::from(n)));
+            if let (Some(was), Some(now)) = (&old.parent, next_net.and_then(|n| n.parent.as_mut()))
+            {
+                now.mac = was.mac;
             }
         }
         for (net, ip, mac, seen) in self.neighbours.learned() {
@@ -189,26 +197,35 @@ fn network_map(old: &Config, new: &Config) -> Vec<Option<u16>> {
     map
 }
 
-/// Each old port's id in the new switch, if unchanged: same settings, on
-/// an unchanged network. The uplink (last) maps to the new uplink.
-fn port_map(old: &Config, new: &Config, nets: &[Option<u16>]) -> Vec<Option<PortId>> {
+/// Each old port's id in the new switch, if unchanged: a configured port
+/// with the same settings on an unchanged network; a macvlan/ipvlan parent
+/// or the uplink (after the configured ports) of the same name whose
+/// network is unchanged.
+fn port_map(old: &Switch, new: &Switch, nets: &[Option<u16>]) -> Vec<Option<PortId>> {
     let settings = |p: &PortConfig| PortConfig {
         network_index: 0,
         ..p.clone()
     };
-    let mut map: Vec<Option<PortId>> = old
-        .ports
+    let (configured, new_configured) = (old.config.ports.len(), new.config.ports.len());
+    old.ports
         .iter()
-        .map(|o| {
-            let j = new.ports.iter().position(|n| n.name == o.name)?;
-            let n = &new.ports[j];
-            let same = settings(o) == settings(n)
-                && nets.get(o.network_index) == Some(&Some(n.network_index as u16));
-            same.then_some(PortId(j as u16))
+        .enumerate()
+        .map(|(i, o)| {
+            let net = nets.get(usize::from(o.network)).copied().flatten()?;
+            let j = match old.config.ports.get(i) {
+                Some(c) => {
+                    let j = new.config.ports.iter().position(|n| n.name == c.name)?;
+                    (settings(c) == settings(&new.config.ports[j])).then_some(j)?
+                }
+                None if i >= configured => {
+                    new_configured
+                        + new.ports[new_configured..]
+                            .iter()
+                            .position(|n| n.name == o.name)?
+                }
+                None => return None,
+            };
+            (new.ports[j].network == net).then_some(PortId(j as u16))
         })
-        .collect();
-    if old.uplink.is_some() && new.uplink.is_some() {
-        map.push(Some(PortId(new.ports.len() as u16)));
-    }
-    map
+        .collect()
 }
