@@ -147,7 +147,10 @@ fn every_shipped_example_checks() {
         checked.push(path.file_name().unwrap().to_string_lossy().into_owned());
     }
     checked.sort();
-    assert_eq!(checked, ["bridge.toml", "ipvlan.toml", "macvlan.toml"]);
+    assert_eq!(
+        checked,
+        ["bridge.toml", "ipvlan.toml", "macvlan.toml", "vxlan.toml"]
+    );
 }
 
 #[test]
