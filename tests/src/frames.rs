@@ -11,6 +11,8 @@ use packet::ipv4::{protocol, Ipv4Repr};
 use packet::tcp::{TcpFlags, TcpRepr};
 use packet::udp::UdpPacket;
 use packet::{MacAddr, VlanId};
+use vswitch::dhcp::message::Op;
+use vswitch::dhcp::{DhcpRepr, MessageType};
 
 pub fn mac(s: &str) -> MacAddr {
     s.parse().expect("test MAC")
@@ -35,16 +37,37 @@ pub fn tagged(mut frame: Vec<u8>, vid: u16) -> Vec<u8> {
 }
 
 pub fn arp_request(src: MacAddr, src_ip: Ipv4Addr, target_ip: Ipv4Addr) -> Vec<u8> {
+    arp(
+        MacAddr::BROADCAST,
+        ArpRepr {
+            op: ArpOp::Request,
+            sender_mac: src,
+            sender_ip: src_ip,
+            target_mac: MacAddr::ZERO,
+            target_ip,
+        },
+    )
+}
+
+/// `repr` in a frame to `dst` from its sender's MAC.
+pub fn arp(dst: MacAddr, repr: ArpRepr) -> Vec<u8> {
     let mut a = [0u8; 28];
-    ArpRepr {
-        op: ArpOp::Request,
-        sender_mac: src,
-        sender_ip: src_ip,
-        target_mac: MacAddr::ZERO,
-        target_ip,
-    }
-    .emit(&mut a);
-    ether(MacAddr::BROADCAST, src, ethertype::ARP, &a)
+    repr.emit(&mut a);
+    ether(dst, repr.sender_mac, ethertype::ARP, &a)
+}
+
+/// A DHCP client's broadcast from 0.0.0.0, as before it has an address.
+pub fn dhcp(client: MacAddr, ty: MessageType, requested: Option<Ipv4Addr>) -> Vec<u8> {
+    let mut m = DhcpRepr::new(Op::BootRequest, ty, 0x1234_5678, client);
+    m.requested_ip = requested;
+    m.server_id = requested.map(|_| Ipv4Addr::new(10, 10, 0, 1));
+    let mut b = vec![0; m.buffer_len()];
+    m.emit(&mut b);
+    udp(
+        (client, Ipv4Addr::UNSPECIFIED, 68),
+        (MacAddr::BROADCAST, Ipv4Addr::BROADCAST, 67),
+        &b,
+    )
 }
 
 fn ipv4(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, ttl: u8, payload: &[u8]) -> Vec<u8> {

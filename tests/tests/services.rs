@@ -7,10 +7,9 @@ use packet::icmpv4::{msg, Icmpv4Packet};
 use packet::ipv4::Ipv4Packet;
 use packet::udp::UdpPacket;
 use packet::{MacAddr, Parsed};
-use vswitch::dhcp::message::Op;
 use vswitch::dhcp::{DhcpRepr, MessageType};
 use vswitch::{DropReason, Verdict};
-use vswitch_tests::frames::{mac, udp};
+use vswitch_tests::frames::{dhcp, mac, udp};
 use vswitch_tests::harness::Harness;
 
 const TOPO: &str = r#"
@@ -59,19 +58,6 @@ fn udp_payload(frame: &[u8]) -> (Ipv4Addr, Ipv4Addr, u16, u16, Vec<u8>) {
     )
 }
 
-fn dhcp(client: MacAddr, ty: MessageType, requested: Option<Ipv4Addr>) -> Vec<u8> {
-    let mut m = DhcpRepr::new(Op::BootRequest, ty, 0x1234_5678, client);
-    m.requested_ip = requested;
-    m.server_id = requested.map(|_| ip("10.10.0.1"));
-    let mut b = vec![0; m.buffer_len()];
-    m.emit(&mut b);
-    udp(
-        (client, Ipv4Addr::UNSPECIFIED, 68),
-        (MacAddr::BROADCAST, Ipv4Addr::BROADCAST, 67),
-        &b,
-    )
-}
-
 #[test]
 fn a_dhcp_client_gets_its_ipam_address() {
     let mut h = Harness::new("svc_dhcp", TOPO);
@@ -104,11 +90,17 @@ fn a_dhcp_client_gets_its_ipam_address() {
     );
     assert_eq!(ack.lease_time, Some(3600));
 
-    // A MAC the switch does not know gets no offer.
-    let s = h.send(
-        "cache",
-        &dhcp(mac("02:00:00:00:00:99"), MessageType::Discover, None),
-    );
+    // Another MAC on cache's port is not cache: port security drops it.
+    let stranger = dhcp(mac("02:00:00:00:00:99"), MessageType::Discover, None);
+    let s = h.send("cache", &stranger);
+    assert_eq!(s.verdict, Verdict::Dropped(DropReason::Spoofed));
+    assert!(s.frames.is_empty());
+
+    // Without port security it reaches the server, which knows no such
+    // MAC and offers nothing.
+    let open = TOPO.replace("ip = \"dhcp\"", "ip = \"dhcp\"\nport_security = false");
+    let mut h = Harness::new("svc_dhcp_stranger", &open);
+    let s = h.send("cache", &stranger);
     assert_eq!(s.verdict, Verdict::Local);
     assert!(s.frames.is_empty());
 }

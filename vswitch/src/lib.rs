@@ -21,6 +21,7 @@ pub mod netfilter;
 pub mod output;
 pub mod pcap;
 pub mod port;
+pub mod port_security;
 pub mod reject;
 pub mod replay;
 pub mod services;

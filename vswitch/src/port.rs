@@ -6,6 +6,8 @@ use std::net::Ipv4Addr;
 
 use packet::MacAddr;
 
+use crate::config::PortKind;
+use crate::port_security::Identity;
 use crate::stats::PortStats;
 
 /// Index of a port in the switch, stable for the switch's lifetime.
@@ -86,6 +88,10 @@ pub struct Port {
     /// The endpoint's configured address, when it has one.
     pub mac: MacAddr,
     pub ip: Option<Ipv4Addr>,
+    pub kind: PortKind,
+    /// Who may speak on this port; `None` when port security is off (and
+    /// always for afpacket, vxlan and the uplink, which carry many hosts).
+    pub security: Option<Identity>,
     pub stats: PortStats,
 }
 

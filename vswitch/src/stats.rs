@@ -39,10 +39,13 @@ pub enum DropReason {
     NatUnsupported,
     /// No free address and port was left for a translation.
     NatExhausted,
+    /// Port security: the source MAC or IP, or the ARP sender, was not the
+    /// port's own.
+    Spoofed,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 16] = [
+    pub const ALL: [DropReason; 17] = [
         DropReason::Malformed,
         DropReason::VlanNotAllowed,
         DropReason::BadSourceMac,
@@ -59,6 +62,7 @@ impl DropReason {
         DropReason::ConntrackClash,
         DropReason::NatUnsupported,
         DropReason::NatExhausted,
+        DropReason::Spoofed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -79,6 +83,7 @@ impl DropReason {
             DropReason::ConntrackClash => "conntrack_clash",
             DropReason::NatUnsupported => "nat_unsupported",
             DropReason::NatExhausted => "nat_exhausted",
+            DropReason::Spoofed => "spoofed",
         }
     }
 

@@ -20,7 +20,7 @@ use packet::ipv4::{protocol, Ipv4Packet};
 use packet::udp::UdpRepr;
 use packet::{MacAddr, Parsed, L3, L4};
 
-use crate::config::{Config, ConfigError, ConfigErrors, Ipv4Net};
+use crate::config::{Config, ConfigError, ConfigErrors, Ipv4Net, PortKind};
 use crate::dhcp::Destination;
 use crate::fdb::{Domain, Fdb, Learned};
 use crate::firewall::{self, Firewall, Pass, Refusal};
@@ -30,6 +30,7 @@ use crate::neigh::Neighbours;
 use crate::netfilter::Iface;
 use crate::output::{Output, TagEdit};
 use crate::port::{Egress, Port, PortId, VlanMembership};
+use crate::port_security::Identity;
 use crate::reject::{self, Refused, TcpResetFrame};
 use crate::services::{self, Asker, Dns, Services};
 use crate::stats::DropReason;
@@ -113,6 +114,12 @@ impl Switch {
                     vlans: VlanMembership::new(access, p.trunk.iter().map(|v| v.get())),
                     mac: p.mac,
                     ip: p.ip,
+                    kind: p.kind,
+                    security: (p.kind == PortKind::Tap && p.port_security).then_some(Identity {
+                        mac: p.mac,
+                        ip: p.ip,
+                        dhcp: p.dhcp,
+                    }),
                     stats: Default::default(),
                 }
             })
@@ -140,6 +147,8 @@ impl Switch {
                 vlans: VlanMembership::new(0, std::iter::empty()),
                 mac,
                 ip: Some(u.ip),
+                kind: PortKind::Afpacket,
+                security: None,
                 stats: Default::default(),
             });
         }
@@ -341,6 +350,13 @@ impl Switch {
         if parsed.src.is_multicast() || parsed.src.is_zero() {
             return Verdict::Dropped(DropReason::BadSourceMac);
         }
+        if let Some(id) = &port.security {
+            if let Err(spoof) = id.check(&parsed, frame) {
+                self.firewall
+                    .note(|| format!("port security: {spoof}: dropped"));
+                return Verdict::Dropped(DropReason::Spoofed);
+            }
+        }
         if self.fdb.learn(domain, parsed.src, ingress, now) == Learned::Full {
             return Verdict::Dropped(DropReason::FdbFull);
         }
@@ -417,9 +433,13 @@ impl Switch {
         out: &mut Output,
     ) -> Option<Verdict> {
         let net = gw.domain.network;
-        if self.networks[usize::from(net)]
-            .subnet
-            .contains(arp.sender_ip)
+        // A tap port is one endpoint: it may vouch for its own address only.
+        let port = &self.ports[ingress.index()];
+        let may_claim = port.kind != PortKind::Tap || port.ip == Some(arp.sender_ip);
+        if may_claim
+            && self.networks[usize::from(net)]
+                .subnet
+                .contains(arp.sender_ip)
         {
             self.neighbours
                 .learn(net, arp.sender_ip, arp.sender_mac, now);
