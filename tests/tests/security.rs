@@ -2,6 +2,7 @@
 //! as itself, and nothing it claims about others is believed.
 
 use std::net::Ipv4Addr;
+use std::time::Duration;
 
 use packet::arp::{ArpOp, ArpRepr};
 use packet::MacAddr;
@@ -234,4 +235,48 @@ fn a_dhcp_port_asks_from_nowhere_and_then_speaks_from_its_lease() {
     assert_eq!(s.verdict, Verdict::Local);
     let s = h.send("web", &dhcp(mac(WEB), MessageType::Discover, None));
     assert_eq!(s.verdict, Verdict::Dropped(DropReason::Spoofed));
+}
+
+#[test]
+fn storm_control_limits_each_ports_broadcast_and_multicast() {
+    let topo = TOPO
+        .replace("name = \"sec\"", "name = \"sec\"\nstorm_pps = 100")
+        .replacen("ip = \"10.10.0.2\"", "ip = \"10.10.0.2\"\nstorm_pps = 0", 1);
+    let mut h = Harness::new("sec_storm", &topo);
+    let bcast = ether(MacAddr::BROADCAST, mac(DB), 0x88b5, &[0; 46]);
+    let mcast = ether(mac("01:00:5e:00:00:fb"), mac(DB), 0x88b5, &[0; 46]);
+    let passed = |h: &mut Harness, n: usize| {
+        (0..n)
+            .map(|i| h.send("db", if i % 2 == 0 { &bcast } else { &mcast }))
+            .filter(|s| s.verdict == Verdict::Forwarded(3))
+            .count()
+    };
+    // A second's worth at once, then nothing until time passes.
+    assert_eq!(passed(&mut h, 150), 100);
+    assert_eq!(h.stats("db").drops(DropReason::Storm), 50);
+    // Unicast is not limited.
+    let s = h.send("db", &from_db_to(WEB));
+    assert_eq!(
+        s.verdict,
+        Verdict::Forwarded(3),
+        "web not learned yet: flooded"
+    );
+    h.send("web", &from_web(WEB, "10.10.0.2"));
+    assert_eq!(h.send("db", &from_db_to(WEB)).ports(), ["web"]);
+    // Half a second later, half a second's worth.
+    h.advance(Duration::from_millis(500));
+    assert_eq!(passed(&mut h, 80), 50);
+    // 100 per second, sent at 1000 per second for two seconds.
+    let mut total = 0;
+    for _ in 0..2000 {
+        h.advance(Duration::from_millis(1));
+        total += passed(&mut h, 1);
+    }
+    assert_eq!(total, 200);
+    // web has storm_pps = 0: no limit, and db's storm left it alone.
+    let web_bcast = ether(MacAddr::BROADCAST, mac(WEB), 0x88b5, &[0; 46]);
+    for _ in 0..5000 {
+        assert_eq!(h.send("web", &web_bcast).verdict, Verdict::Forwarded(3));
+    }
+    assert_eq!(h.stats("web").drops(DropReason::Storm), 0);
 }

@@ -26,6 +26,7 @@ pub mod reject;
 pub mod replay;
 pub mod services;
 pub mod stats;
+pub mod storm;
 pub mod switch;
 pub mod time;
 pub mod topology_rules;

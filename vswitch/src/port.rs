@@ -9,6 +9,7 @@ use packet::MacAddr;
 use crate::config::PortKind;
 use crate::port_security::Identity;
 use crate::stats::PortStats;
+use crate::storm::TokenBucket;
 
 /// Index of a port in the switch, stable for the switch's lifetime.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Default)]
@@ -92,6 +93,8 @@ pub struct Port {
     /// Who may speak on this port; `None` when port security is off (and
     /// always for afpacket, vxlan and the uplink, which carry many hosts).
     pub security: Option<Identity>,
+    /// Storm control for the broadcast and multicast it sends; `None`: no limit.
+    pub storm: Option<TokenBucket>,
     pub stats: PortStats,
 }
 

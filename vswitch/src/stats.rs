@@ -42,10 +42,13 @@ pub enum DropReason {
     /// Port security: the source MAC or IP, or the ARP sender, was not the
     /// port's own.
     Spoofed,
+    /// Storm control: the port sent broadcast or multicast faster than its
+    /// `storm_pps`.
+    Storm,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 17] = [
+    pub const ALL: [DropReason; 18] = [
         DropReason::Malformed,
         DropReason::VlanNotAllowed,
         DropReason::BadSourceMac,
@@ -63,6 +66,7 @@ impl DropReason {
         DropReason::NatUnsupported,
         DropReason::NatExhausted,
         DropReason::Spoofed,
+        DropReason::Storm,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -84,6 +88,7 @@ impl DropReason {
             DropReason::NatUnsupported => "nat_unsupported",
             DropReason::NatExhausted => "nat_exhausted",
             DropReason::Spoofed => "spoofed",
+            DropReason::Storm => "storm",
         }
     }
 

@@ -34,6 +34,7 @@ use crate::port_security::Identity;
 use crate::reject::{self, Refused, TcpResetFrame};
 use crate::services::{self, Asker, Dns, Services};
 use crate::stats::DropReason;
+use crate::storm::TokenBucket;
 use crate::time::Timestamp;
 use crate::topology_rules;
 
@@ -120,6 +121,7 @@ impl Switch {
                         ip: p.ip,
                         dhcp: p.dhcp,
                     }),
+                    storm: TokenBucket::new(p.storm_pps.unwrap_or(config.switch.storm_pps)),
                     stats: Default::default(),
                 }
             })
@@ -149,6 +151,7 @@ impl Switch {
                 ip: Some(u.ip),
                 kind: PortKind::Afpacket,
                 security: None,
+                storm: TokenBucket::new(config.switch.storm_pps),
                 stats: Default::default(),
             });
         }
@@ -355,6 +358,14 @@ impl Switch {
                 self.firewall
                     .note(|| format!("port security: {spoof}: dropped"));
                 return Verdict::Dropped(DropReason::Spoofed);
+            }
+        }
+        if parsed.dst.is_multicast() {
+            let storm = &mut self.ports[ingress.index()].storm;
+            if storm.as_mut().is_some_and(|b| !b.take(now)) {
+                self.firewall
+                    .note(|| "storm control: over the port's storm_pps: dropped".to_owned());
+                return Verdict::Dropped(DropReason::Storm);
             }
         }
         if self.fdb.learn(domain, parsed.src, ingress, now) == Learned::Full {

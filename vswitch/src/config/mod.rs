@@ -69,6 +69,9 @@ pub struct SwitchConfig {
     pub fdb_max: usize,
     /// Key `conntrack_max`: tracked connections at most.
     pub conntrack_max: usize,
+    /// Key `storm_pps`: broadcast and multicast frames per second each
+    /// port may send, unless the port says otherwise; 0 is no limit.
+    pub storm_pps: u32,
 }
 
 impl Default for SwitchConfig {
@@ -81,6 +84,8 @@ impl Default for SwitchConfig {
             fdb_max: 8192,
             // Linux's nf_conntrack_max on a machine with a few GiB.
             conntrack_max: 262_144,
+            // Far above what ARP, DHCP and discovery need, far below a storm.
+            storm_pps: 1000,
         }
     }
 }
@@ -183,6 +188,9 @@ pub struct Port {
     pub mtu: u16,
     /// Drop frames whose source MAC/IP is not the port's own (anti-spoofing).
     pub port_security: bool,
+    /// Broadcast/multicast frames per second from this port; `None`: the
+    /// switch's `storm_pps`.
+    pub storm_pps: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

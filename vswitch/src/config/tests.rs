@@ -137,6 +137,7 @@ fn contract_example() {
             fdb_aging_secs: 300,
             fdb_max: 8192,
             conntrack_max: 262_144,
+            storm_pps: 1000,
         }
     );
 
@@ -189,6 +190,7 @@ fn contract_example() {
             local: None,
             mtu: 1500,
             port_security: true,
+            storm_pps: None,
         }
     );
     // Statics (web .2, db .3) are reserved before "dhcp" ports are allocated.
@@ -259,6 +261,7 @@ threads = 4
 fdb_aging = 60
 fdb_max = 100
 conntrack_max = 5000
+storm_pps = 200
 
 [[port]]
 name = "a"
@@ -268,6 +271,7 @@ publish = ["8080:80/tcp", "127.0.0.1:5353:53/udp", "9000-9001:9000-9001"]
 aliases = ["alpha", "a.internal"]
 trunk = [20, 30]
 port_security = false
+storm_pps = 0
 
 [[port]]
 name = "b"
@@ -300,6 +304,7 @@ vlan = 11
     assert_eq!(c.switch.fdb_aging_secs, 60);
     assert_eq!(c.switch.fdb_max, 100);
     assert_eq!(c.switch.conntrack_max, 5000);
+    assert_eq!(c.switch.storm_pps, 200);
     assert_eq!(c.networks[0].vlan, VlanId::try_new(10));
     assert_eq!(c.networks[0].mtu, 9000);
 
@@ -339,6 +344,8 @@ vlan = 11
     assert_eq!(a.aliases, ["alpha", "a.internal"]);
     assert_eq!(a.mtu, 9000);
     assert!(!a.port_security);
+    assert_eq!(a.storm_pps, Some(0));
+    assert_eq!(c.ports[1].storm_pps, None);
 
     let b = &c.ports[1];
     assert_eq!(
@@ -408,7 +415,7 @@ fn toml_syntax_error() {
 fn unknown_key() {
     assert_eq!(
         error("[switch]\nname = \"x\"\nbogus = 2\n"),
-        "topo.toml:3:1: unknown field `bogus`, expected one of `name`, `threads`, `fdb_aging`, `fdb_max`, `conntrack_max`"
+        "topo.toml:3:1: unknown field `bogus`, expected one of `name`, `threads`, `fdb_aging`, `fdb_max`, `conntrack_max`, `storm_pps`"
     );
     assert_eq!(
         error(&with_base("colour = \"blue\"\n")),
@@ -464,11 +471,12 @@ fn switch_name_must_be_a_safe_file_name() {
 #[test]
 fn switch_numbers_in_range() {
     assert_eq!(
-        errors("[switch]\nthreads = 0\nfdb_aging = -1\nfdb_max = 0\n"),
+        errors("[switch]\nthreads = 0\nfdb_aging = -1\nfdb_max = 0\nstorm_pps = -5\n"),
         [
             "topo.toml:2:11: switch: threads must be 1 to 64, not 0",
             "topo.toml:3:13: switch: fdb_aging must be at least 0, not -1",
             "topo.toml:4:11: switch: fdb_max must be at least 1, not 0",
+            "topo.toml:5:13: switch: storm_pps must be 0 to 10000000, not -5",
         ]
     );
 }
