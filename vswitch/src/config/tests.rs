@@ -1039,6 +1039,17 @@ fn rules_file_relative_to_topo() {
             missing.display()
         )
     );
+
+    // A device is refused at once rather than read without end.
+    std::fs::write(&topo, "[rules]\nfile = \"/dev/zero\"\n").unwrap();
+    let err = load(&topo).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        format!(
+            "{}:2:8: rules: cannot read file /dev/zero: not a regular file",
+            topo.display()
+        )
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
