@@ -188,7 +188,7 @@ fn refill_ipv4_checksum(f: &mut [u8]) {
 
 /// IPv6 carrying UDP behind `count` destination-options headers, the first
 /// claiming `first_len` (in 8-byte units beyond the first 8).
-fn ipv6(src: MacAddr, dst: MacAddr, count: usize, first_len: u8) -> Vec<u8> {
+pub fn ipv6(src: MacAddr, dst: MacAddr, count: usize, first_len: u8) -> Vec<u8> {
     let mut ext = Vec::new();
     for i in 0..count {
         let next = if i + 1 == count { protocol::UDP } else { 60 };

@@ -1111,14 +1111,15 @@ fn rules(e: &mut Errors, table: &S<raw::Rules>, text: &str, path: &Path) -> Opti
 /// mistake (`/dev/zero`) is an error, not a read that never ends.
 fn read_rules_file(path: &Path) -> std::io::Result<String> {
     const MAX: u64 = 16 * 1024 * 1024;
-    let f = std::fs::File::open(path)?;
-    let meta = f.metadata()?;
+    // Asked before opening: opening a FIFO would wait for a writer.
+    let meta = std::fs::metadata(path)?;
     if !meta.is_file() {
         return Err(std::io::Error::other("not a regular file"));
     }
     if meta.len() > MAX {
         return Err(std::io::Error::other("larger than 16 MiB"));
     }
+    let f = std::fs::File::open(path)?;
     let mut text = String::new();
     std::io::Read::read_to_string(&mut std::io::Read::take(f, MAX), &mut text)?;
     Ok(text)
