@@ -319,7 +319,7 @@ pub struct StaticFdb {
 
 /// Reads and validates a topo.toml.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-    match std::fs::read_to_string(path) {
+    match read_text(path) {
         Ok(text) => parse(&text, path),
         Err(e) => Err(ConfigErrors(vec![ConfigError {
             path: path.to_path_buf(),
@@ -328,6 +328,27 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
             message: format!("cannot read the config file: {e}"),
         }])),
     }
+}
+
+/// Reads a config or rules file: text of a sane size. A device or a FIFO
+/// named by mistake (`/dev/zero`) is an error, not a read that never ends
+/// (a reload asks the running datapath to read the file it is given).
+fn read_text(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    const MAX: u64 = 16 * 1024 * 1024;
+    // Asked before opening: opening a FIFO would wait for a writer.
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    if meta.len() > MAX {
+        return Err(std::io::Error::other("larger than 16 MiB"));
+    }
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(MAX)
+        .read_to_string(&mut text)?;
+    Ok(text)
 }
 
 /// Validates topo.toml text; `path` names it in errors and anchors a

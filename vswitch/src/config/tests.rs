@@ -1060,6 +1060,12 @@ fn unreadable_config_file() {
         err.to_string(),
         "/nonexistent/topo.toml: cannot read the config file: No such file or directory (os error 2)"
     );
+    // What a reload over the control socket may be handed.
+    let err = load(Path::new("/dev/zero")).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "/dev/zero: cannot read the config file: not a regular file"
+    );
 }
 
 // ---- [[fdb]] ----

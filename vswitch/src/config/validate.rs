@@ -1082,7 +1082,7 @@ fn rules(e: &mut Errors, table: &S<raw::Rules>, text: &str, path: &Path) -> Opti
                 Some(dir) if file.is_relative() => dir.join(file),
                 _ => file.to_path_buf(),
             };
-            match read_rules_file(&resolved) {
+            match super::read_text(&resolved) {
                 Ok(body) => Some(RulesSource::File {
                     path: resolved,
                     text: body,
@@ -1105,24 +1105,6 @@ fn rules(e: &mut Errors, table: &S<raw::Rules>, text: &str, path: &Path) -> Opti
             None
         }
     }
-}
-
-/// Rules files are text of a sane size: a device or a FIFO named by
-/// mistake (`/dev/zero`) is an error, not a read that never ends.
-fn read_rules_file(path: &Path) -> std::io::Result<String> {
-    const MAX: u64 = 16 * 1024 * 1024;
-    // Asked before opening: opening a FIFO would wait for a writer.
-    let meta = std::fs::metadata(path)?;
-    if !meta.is_file() {
-        return Err(std::io::Error::other("not a regular file"));
-    }
-    if meta.len() > MAX {
-        return Err(std::io::Error::other("larger than 16 MiB"));
-    }
-    let f = std::fs::File::open(path)?;
-    let mut text = String::new();
-    std::io::Read::read_to_string(&mut std::io::Read::take(f, MAX), &mut text)?;
-    Ok(text)
 }
 
 fn static_fdb(e: &mut Errors, raw: &[S<raw::Fdb>], known: &Endpoints) -> Vec<StaticFdb> {

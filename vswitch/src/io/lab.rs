@@ -98,13 +98,30 @@ impl Lab {
         }
     }
 
+    /// Whether `netns` holds an eth0. In a namespace adopted from a run
+    /// that was killed, its TAP goes when that run's datapath process,
+    /// killed with it, has exited: that is waited for, a second at most.
+    fn has_eth0(&self, netns: &str) -> bool {
+        let present = || ip(&["-n", netns, "link", "show", "dev", "eth0"]).is_ok();
+        if !self.created.iter().any(|n| n == netns) {
+            return present();
+        }
+        for _ in 0..20 {
+            if !present() {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        present()
+    }
+
     fn add_tap(&mut self, config: &Config, port: &Port) -> Result<Tap, LabError> {
         let netns = port.netns.as_deref().unwrap_or(&port.name);
         if !netns_exists(netns) {
             ip(&["netns", "add", netns])?;
             self.created.push(netns.to_owned());
             self.save_state()?;
-        } else if ip(&["-n", netns, "link", "show", "dev", "eth0"]).is_ok() {
+        } else if self.has_eth0(netns) {
             return Err(err(format!(
                 "network namespace {netns} already has an eth0; remove it or choose another netns"
             )));
