@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 
 secs="${1:-600}"
 name=soak
-warmup=$(( secs / 5 > 60 ? 60 : secs / 5 ))
+warmup=$(( secs / 2 < 60 ? secs / 2 : 60 ))
 dir=$(mktemp -d /tmp/vswitch-soak.XXXXXX)
 bin="${VSWITCH:-}"
 if [ -z "$bin" ]; then
@@ -62,7 +62,7 @@ text = """
 -A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
 -A FORWARD -m conntrack --ctstate INVALID -j DROP
 $1
--A FORWARD -o a -p tcp -m multiport --dports 5201,5203 -j ACCEPT
+-A FORWARD -o a -p tcp -m multiport --dports 5201:5203 -j ACCEPT
 -A FORWARD -o a -p udp --dport 5202 -j ACCEPT
 -A FORWARD -o a -p icmp -j ACCEPT
 -A FORWARD -o a -j DROP
