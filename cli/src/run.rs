@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use vswitch::config;
 use vswitch::io::metrics::MetricsServer;
+use vswitch::io::privileges::{self, Exit};
 use vswitch::io::{self, control::ControlServer, datapath, lab::Lab, notify, stop::StopSignal};
 
 use crate::check;
@@ -61,20 +62,43 @@ pub fn run(path: &Path, metrics: Option<SocketAddr>) -> ExitCode {
         Ok(m) => m,
         Err(e) => return fail(&format!("cannot serve metrics: {e}")),
     };
-    println!(
-        "ready: switch {} forwarding on {} port(s)",
-        cfg.switch.name,
-        lab.devices.len()
-    );
-    let _ = std::io::stdout().flush();
-    if let Err(e) = notify::ready() {
-        tracing::warn!("cannot notify readiness: {e}");
-    }
-    let result = datapath::run(&mut switch, &mut lab, &control, metrics.as_ref(), stop.fd());
+    let ports = lab.devices.len();
+    let announce = || {
+        println!(
+            "ready: switch {} forwarding on {ports} port(s)",
+            cfg.switch.name
+        );
+        let _ = std::io::stdout().flush();
+        if let Err(e) = notify::ready() {
+            tracing::warn!("cannot notify readiness: {e}");
+        }
+    };
+    // The datapath runs in a child confined to the few capabilities it
+    // needs (privileges::DATAPATH_CAPS); this process keeps what teardown
+    // needs and waits.
+    let datapath = |ready: &mut dyn FnMut()| {
+        ready();
+        let result = datapath::run(&mut switch, &mut lab, &control, metrics.as_ref(), stop.fd());
+        match result {
+            Ok(_) => 0,
+            Err(e) => {
+                eprintln!("vswitch: datapath failed: {e}");
+                1
+            }
+        }
+    };
+    let exit = privileges::run_confined(datapath, announce);
+    // A reload in the datapath may have made or removed namespaces.
+    lab.resync();
     lab.teardown();
-    match result {
-        Ok(_) => ExitCode::SUCCESS,
-        Err(e) => fail(&format!("datapath failed: {e}")),
+    match exit {
+        Ok(Exit::Code(0)) => ExitCode::SUCCESS,
+        // The datapath said why, or its panic did.
+        Ok(Exit::Code(_)) => fail("the datapath stopped on an error; the lab is removed"),
+        Ok(Exit::Signal(s)) => fail(&format!(
+            "the datapath was killed by signal {s}; the lab is removed"
+        )),
+        Err(e) => fail(&format!("cannot start the datapath: {e}")),
     }
 }
 

@@ -46,6 +46,8 @@ pub mod protocol {
 
 /// Length of a header without options.
 pub const HEADER_LEN: usize = 20;
+/// The largest datagram the total length field can describe.
+pub const MAX_DATAGRAM: usize = 65_535;
 
 mod field {
     use core::ops::Range;
@@ -106,6 +108,18 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
                 ErrorKind::BadTotalLen {
                     claimed: total_len,
                     available: len,
+                },
+            ));
+        }
+        // A fragment that would end past the largest datagram (the "ping
+        // of death") reassembles into nothing valid anywhere.
+        let end = self.frag_offset() + total_len;
+        if end > MAX_DATAGRAM {
+            return Err(Error::new(
+                Layer::Ipv4,
+                ErrorKind::BadTotalLen {
+                    claimed: end,
+                    available: MAX_DATAGRAM,
                 },
             ));
         }
@@ -409,6 +423,23 @@ mod tests {
         assert!(!last.more_frags() && last.frag_offset() == 48 && last.is_fragment());
         assert_eq!(first.ident(), last.ident());
         assert_eq!(last.payload().len(), 20);
+    }
+
+    #[test]
+    fn a_fragment_ending_past_the_largest_datagram_is_refused() {
+        let mut f = ip(&IPV4_LAST_FRAGMENT).to_vec();
+        // 20 bytes of header and 20 of payload at offset 65488 end at
+        // 65528, which fits; 8 bytes further they would not.
+        f[6..8].copy_from_slice(&(65_488u16 / 8).to_be_bytes());
+        assert!(Ipv4Packet::new_checked(&f[..]).is_ok());
+        f[6..8].copy_from_slice(&(65_496u16 / 8).to_be_bytes());
+        assert_eq!(
+            Ipv4Packet::new_checked(&f[..]).unwrap_err().kind,
+            ErrorKind::BadTotalLen {
+                claimed: 65_536,
+                available: MAX_DATAGRAM
+            }
+        );
     }
 
     #[test]

@@ -37,16 +37,23 @@ pub fn tagged(mut frame: Vec<u8>, vid: u16) -> Vec<u8> {
 }
 
 pub fn arp_request(src: MacAddr, src_ip: Ipv4Addr, target_ip: Ipv4Addr) -> Vec<u8> {
+    arp(
+        MacAddr::BROADCAST,
+        ArpRepr {
+            op: ArpOp::Request,
+            sender_mac: src,
+            sender_ip: src_ip,
+            target_mac: MacAddr::ZERO,
+            target_ip,
+        },
+    )
+}
+
+/// `repr` in a frame to `dst` from its sender's MAC.
+pub fn arp(dst: MacAddr, repr: ArpRepr) -> Vec<u8> {
     let mut a = [0u8; 28];
-    ArpRepr {
-        op: ArpOp::Request,
-        sender_mac: src,
-        sender_ip: src_ip,
-        target_mac: MacAddr::ZERO,
-        target_ip,
-    }
-    .emit(&mut a);
-    ether(MacAddr::BROADCAST, src, ethertype::ARP, &a)
+    repr.emit(&mut a);
+    ether(dst, repr.sender_mac, ethertype::ARP, &a)
 }
 
 fn ipv4(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, ttl: u8, payload: &[u8]) -> Vec<u8> {

@@ -6,3 +6,4 @@ pub mod captures;
 pub mod e2e;
 pub mod frames;
 pub mod harness;
+pub mod hostile;

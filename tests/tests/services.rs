@@ -99,16 +99,22 @@ fn a_dhcp_client_gets_its_ipam_address() {
     );
     assert_eq!(ack.lease_time, Some(3600));
 
-    // A MAC the switch does not know gets no offer.
-    let s = h.send(
-        "cache",
-        &dhcp(
-            mac("02:00:00:00:00:99"),
-            MessageType::Discover,
-            None,
-            ip("10.10.0.1"),
-        ),
+    // Another MAC on cache's port is not cache: port security drops it.
+    let stranger = dhcp(
+        mac("02:00:00:00:00:99"),
+        MessageType::Discover,
+        None,
+        ip("10.10.0.1"),
     );
+    let s = h.send("cache", &stranger);
+    assert_eq!(s.verdict, Verdict::Dropped(DropReason::Spoofed));
+    assert!(s.frames.is_empty());
+
+    // Without port security it reaches the server, which knows no such
+    // MAC and offers nothing.
+    let open = TOPO.replace("ip = \"dhcp\"", "ip = \"dhcp\"\nport_security = false");
+    let mut h = Harness::new("svc_dhcp_stranger", &open);
+    let s = h.send("cache", &stranger);
     assert_eq!(s.verdict, Verdict::Local);
     assert!(s.frames.is_empty());
 }

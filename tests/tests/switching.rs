@@ -34,10 +34,12 @@ network = "front"
 kind = "tap"
 ip = "10.10.0.3"
 
+# A LAN segment: many hosts behind one port, so no port security.
 [[port]]
 name = "c"
 network = "front"
-kind = "tap"
+kind = "afpacket"
+interface = "veth-c"
 ip = "10.10.0.4"
 "#;
 
@@ -48,12 +50,14 @@ fn ip(s: &str) -> Ipv4Addr {
     s.parse().unwrap()
 }
 
+/// The address a Docker-style MAC (02:42 and the IPv4 address) stands for.
+fn ip_of(m: MacAddr) -> Ipv4Addr {
+    Ipv4Addr::new(m.0[2], m.0[3], m.0[4], m.0[5])
+}
+
 fn unicast(dst: &str, src: &str) -> Vec<u8> {
-    udp(
-        (mac(src), ip("10.10.0.2"), 1000),
-        (mac(dst), ip("10.10.0.3"), 2000),
-        b"hello",
-    )
+    let (dst, src) = (mac(dst), mac(src));
+    udp((src, ip_of(src), 1000), (dst, ip_of(dst), 2000), b"hello")
 }
 
 #[test]
@@ -90,7 +94,7 @@ fn learns_floods_unknown_then_forwards_known() {
 #[test]
 fn broadcast_goes_everywhere_but_home() {
     let mut h = Harness::new("broadcast", THREE_PORTS);
-    let f = ether(MacAddr::BROADCAST, mac(A), 0x88b5, &[0; 46]);
+    let f = ether(MacAddr::BROADCAST, mac(B), 0x88b5, &[0; 46]);
     let s = h.send("b", &f);
     assert_eq!(s.ports(), ["a", "c"]);
 }
@@ -98,11 +102,13 @@ fn broadcast_goes_everywhere_but_home() {
 #[test]
 fn destination_on_the_ingress_port_is_dropped() {
     let mut h = Harness::new("same_segment", THREE_PORTS);
-    h.send("a", &unicast(B, A));
-    let s = h.send("a", &unicast(A, "02:42:0a:0a:00:09"));
+    // Two hosts of the LAN behind c talk to each other: c has heard them both.
+    let (x, y) = ("02:42:0a:0a:00:08", "02:42:0a:0a:00:09");
+    h.send("c", &unicast(y, x));
+    let s = h.send("c", &unicast(x, y));
     assert_eq!(s.verdict, Verdict::Dropped(DropReason::SameSegment));
     assert!(s.frames.is_empty());
-    assert_eq!(h.stats("a").drops(DropReason::SameSegment), 1);
+    assert_eq!(h.stats("c").drops(DropReason::SameSegment), 1);
 }
 
 #[test]
@@ -177,7 +183,8 @@ kind = "tap"
 #[test]
 fn vlans_isolate_and_trunks_tag() {
     let mut h = Harness::new("vlans", VLANS);
-    let bcast = ether(MacAddr::BROADCAST, mac(A), 0x88b5, &[7; 46]);
+    let own_mac = |h: &Harness, port| h.switch.port(h.port(port)).unwrap().mac;
+    let bcast = ether(MacAddr::BROADCAST, own_mac(&h, "v10"), 0x88b5, &[7; 46]);
 
     // Access port in VLAN 10: reaches the trunk tagged 10, never VLAN 20 or the other network.
     let s = h.send("v10", &bcast);
@@ -194,11 +201,12 @@ fn vlans_isolate_and_trunks_tag() {
     assert_eq!(s.verdict, Verdict::Dropped(DropReason::VlanNotAllowed));
     assert_eq!(h.stats("trunk").drops(DropReason::VlanNotAllowed), 1);
 
-    // The same MAC is learned separately per VLAN.
-    h.send("v20", &ether(mac(B), mac(A), 0x88b5, &[0; 46]));
+    // The same MAC was learned separately per VLAN: v10's in 10, the
+    // trunk's host in 20.
     assert_eq!(h.switch.fdb().len(), 2);
 
     // The other network hears nothing from this one, and vice versa.
+    let bcast = ether(MacAddr::BROADCAST, own_mac(&h, "x"), 0x88b5, &[7; 46]);
     let s = h.send("x", &bcast);
     assert_eq!(s.verdict, Verdict::Dropped(DropReason::NoEgress));
     assert_eq!(h.stats("x").tx_packets, 0);

@@ -6,7 +6,10 @@ use std::net::Ipv4Addr;
 
 use packet::MacAddr;
 
+use crate::config::PortKind;
+use crate::port_security::Identity;
 use crate::stats::PortStats;
+use crate::storm::TokenBucket;
 use crate::vxlan::Tunnel;
 
 /// Index of a port in the switch, stable for the switch's lifetime.
@@ -102,6 +105,12 @@ pub struct Port {
     /// The endpoint's configured address, when it has one.
     pub mac: MacAddr,
     pub ip: Option<Ipv4Addr>,
+    pub kind: PortKind,
+    /// Who may speak on this port; `None` when port security is off (and
+    /// always for afpacket, vxlan and the uplink, which carry many hosts).
+    pub security: Option<Identity>,
+    /// Storm control for the broadcast and multicast it sends; `None`: no limit.
+    pub storm: Option<TokenBucket>,
     pub stats: PortStats,
     /// A vxlan port's VTEP.
     pub tunnel: Option<Tunnel>,

@@ -59,10 +59,16 @@ pub enum DropReason {
     /// An ipvlan L3 network carries routed unicast IPv4 only: broadcast,
     /// multicast and frames not for the switch stop at it.
     NotRouted,
+    /// Port security: the source MAC or IP, or the ARP sender, was not the
+    /// port's own.
+    Spoofed,
+    /// Storm control: the port sent broadcast or multicast faster than its
+    /// `storm_pps`.
+    Storm,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 24] = [
+    pub const ALL: [DropReason; 26] = [
         DropReason::Malformed,
         DropReason::VlanNotAllowed,
         DropReason::BadSourceMac,
@@ -87,6 +93,8 @@ impl DropReason {
         DropReason::VxlanReplayed,
         DropReason::NotAnEndpoint,
         DropReason::NotRouted,
+        DropReason::Spoofed,
+        DropReason::Storm,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -115,6 +123,8 @@ impl DropReason {
             DropReason::VxlanReplayed => "vxlan_replayed",
             DropReason::NotAnEndpoint => "not_an_endpoint",
             DropReason::NotRouted => "not_routed",
+            DropReason::Spoofed => "spoofed",
+            DropReason::Storm => "storm",
         }
     }
 

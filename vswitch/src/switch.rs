@@ -28,7 +28,7 @@ use packet::tcp::{TcpPacket, TcpRepr};
 use packet::udp::UdpRepr;
 use packet::{MacAddr, Parsed, L3, L4};
 
-use crate::config::{Config, ConfigErrors, Ipv4Net};
+use crate::config::{Config, ConfigErrors, Ipv4Net, PortKind};
 use crate::dhcp::Destination;
 use crate::fdb::{Domain, Fdb, Learned, Station};
 use crate::firewall::{self, Firewall, Pass, Refusal};
@@ -39,9 +39,11 @@ use crate::netfilter::Iface;
 use crate::output::{Output, Payload, TagEdit};
 use crate::parent::{self, Kind, Parent};
 use crate::port::{Egress, Port, PortId, VlanMembership};
+use crate::port_security::Identity;
 use crate::reject::{self, Refused, TcpResetFrame};
 use crate::services::{self, Asker, Dns, Services};
 use crate::stats::DropReason;
+use crate::storm::TokenBucket;
 use crate::tcp_responder::{self, ConnKey, Handled, Segment};
 use crate::time::Timestamp;
 use crate::topology_rules;
@@ -180,6 +182,13 @@ impl Switch {
                     vlans: VlanMembership::new(access, p.trunk.iter().map(|v| v.get())),
                     mac: p.mac,
                     ip: p.ip,
+                    kind: p.kind,
+                    security: (p.kind == PortKind::Tap && p.port_security).then_some(Identity {
+                        mac: p.mac,
+                        ip: p.ip,
+                        dhcp: p.dhcp,
+                    }),
+                    storm: TokenBucket::new(p.storm_pps.unwrap_or(config.switch.storm_pps)),
                     stats: Default::default(),
                     tunnel: Tunnel::new(p),
                 }
@@ -218,6 +227,9 @@ impl Switch {
                 vlans,
                 mac: MacAddr::ZERO,
                 ip: None,
+                kind: PortKind::Afpacket,
+                security: None,
+                storm: TokenBucket::new(config.switch.storm_pps),
                 stats: Default::default(),
                 tunnel: None,
             });
@@ -245,6 +257,9 @@ impl Switch {
                 vlans: VlanMembership::new(0, std::iter::empty()),
                 mac,
                 ip: Some(u.ip),
+                kind: PortKind::Afpacket,
+                security: None,
+                storm: TokenBucket::new(config.switch.storm_pps),
                 stats: Default::default(),
                 tunnel: None,
             });
@@ -548,6 +563,21 @@ impl Switch {
         if parsed.src.is_multicast() || parsed.src.is_zero() {
             return Verdict::Dropped(DropReason::BadSourceMac);
         }
+        if let Some(id) = &port.security {
+            if let Err(spoof) = id.check(&parsed, frame) {
+                self.firewall
+                    .note(|| format!("port security: {spoof}: dropped"));
+                return Verdict::Dropped(DropReason::Spoofed);
+            }
+        }
+        if parsed.dst.is_multicast() {
+            let storm = &mut self.ports[ingress.index()].storm;
+            if storm.as_mut().is_some_and(|b| !b.take(now)) {
+                self.firewall
+                    .note(|| "storm control: over the port's storm_pps: dropped".to_owned());
+                return Verdict::Dropped(DropReason::Storm);
+            }
+        }
         let network = &self.networks[usize::from(domain.network)];
         let gw = network.gateway;
         if let Some(parent) = network.parent.as_ref().filter(|p| p.port == ingress) {
@@ -665,9 +695,13 @@ impl Switch {
         out: &mut Output,
     ) -> Option<Verdict> {
         let net = gw.domain.network;
-        if self.networks[usize::from(net)]
-            .subnet
-            .contains(arp.sender_ip)
+        // A tap port is one endpoint: it may vouch for its own address only.
+        let port = &self.ports[ingress.index()];
+        let may_claim = port.kind != PortKind::Tap || port.ip == Some(arp.sender_ip);
+        if may_claim
+            && self.networks[usize::from(net)]
+                .subnet
+                .contains(arp.sender_ip)
         {
             self.neighbours
                 .learn(net, arp.sender_ip, arp.sender_mac, now);

@@ -69,6 +69,9 @@ pub struct SwitchConfig {
     pub fdb_max: usize,
     /// Key `conntrack_max`: tracked connections at most.
     pub conntrack_max: usize,
+    /// Key `storm_pps`: broadcast and multicast frames per second each
+    /// port may send, unless the port says otherwise; 0 is no limit.
+    pub storm_pps: u32,
 }
 
 impl Default for SwitchConfig {
@@ -81,6 +84,8 @@ impl Default for SwitchConfig {
             fdb_max: 8192,
             // Linux's nf_conntrack_max on a machine with a few GiB.
             conntrack_max: 262_144,
+            // Far above what ARP, DHCP and discovery need, far below a storm.
+            storm_pps: 1000,
         }
     }
 }
@@ -220,6 +225,9 @@ pub struct Port {
     pub mtu: u16,
     /// Drop frames whose source MAC/IP is not the port's own (anti-spoofing).
     pub port_security: bool,
+    /// Broadcast/multicast frames per second from this port; `None`: the
+    /// switch's `storm_pps`.
+    pub storm_pps: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -360,7 +368,7 @@ pub struct StaticFdb {
 
 /// Reads and validates a topo.toml.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-    match std::fs::read_to_string(path) {
+    match read_text(path) {
         Ok(text) => parse(&text, path),
         Err(e) => Err(ConfigErrors(vec![ConfigError {
             path: path.to_path_buf(),
@@ -369,6 +377,27 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
             message: format!("cannot read the config file: {e}"),
         }])),
     }
+}
+
+/// Reads a config or rules file: text of a sane size. A device or a FIFO
+/// named by mistake (`/dev/zero`) is an error, not a read that never ends
+/// (a reload asks the running datapath to read the file it is given).
+fn read_text(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    const MAX: u64 = 16 * 1024 * 1024;
+    // Asked before opening: opening a FIFO would wait for a writer.
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    if meta.len() > MAX {
+        return Err(std::io::Error::other("larger than 16 MiB"));
+    }
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(MAX)
+        .read_to_string(&mut text)?;
+    Ok(text)
 }
 
 /// Validates topo.toml text; `path` names it in errors and anchors a

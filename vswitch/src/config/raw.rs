@@ -37,6 +37,7 @@ pub(crate) struct Switch {
     pub fdb_aging: Option<S<i64>>,
     pub fdb_max: Option<S<i64>>,
     pub conntrack_max: Option<S<i64>>,
+    pub storm_pps: Option<S<i64>>,
 }
 
 #[derive(Deserialize, Debug)]
@@ -80,6 +81,7 @@ pub(crate) struct Port {
     pub key_file: Option<S<String>>,
     pub mtu: Option<S<i64>>,
     pub port_security: Option<bool>,
+    pub storm_pps: Option<S<i64>>,
 }
 
 #[derive(Deserialize, Debug)]

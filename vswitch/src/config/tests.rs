@@ -137,6 +137,7 @@ fn contract_example() {
             fdb_aging_secs: 300,
             fdb_max: 8192,
             conntrack_max: 262_144,
+            storm_pps: 1000,
         }
     );
 
@@ -192,6 +193,7 @@ fn contract_example() {
             key: None,
             mtu: 1450,
             port_security: true,
+            storm_pps: None,
         }
     );
     // Statics (web .2, db .3) are reserved before "dhcp" ports are allocated.
@@ -262,6 +264,7 @@ threads = 4
 fdb_aging = 60
 fdb_max = 100
 conntrack_max = 5000
+storm_pps = 200
 
 [[port]]
 name = "a"
@@ -271,6 +274,7 @@ publish = ["8080:80/tcp", "127.0.0.1:5353:53/udp", "9000-9001:9000-9001"]
 aliases = ["alpha", "a.internal"]
 trunk = [20, 30]
 port_security = false
+storm_pps = 0
 
 [[port]]
 name = "b"
@@ -303,6 +307,7 @@ vlan = 11
     assert_eq!(c.switch.fdb_aging_secs, 60);
     assert_eq!(c.switch.fdb_max, 100);
     assert_eq!(c.switch.conntrack_max, 5000);
+    assert_eq!(c.switch.storm_pps, 200);
     assert_eq!(c.networks[0].vlan, VlanId::try_new(10));
     assert_eq!(c.networks[0].mtu, 9000);
 
@@ -342,6 +347,8 @@ vlan = 11
     assert_eq!(a.aliases, ["alpha", "a.internal"]);
     assert_eq!(a.mtu, 9000);
     assert!(!a.port_security);
+    assert_eq!(a.storm_pps, Some(0));
+    assert_eq!(c.ports[1].storm_pps, None);
 
     let b = &c.ports[1];
     assert_eq!(
@@ -412,7 +419,7 @@ fn toml_syntax_error() {
 fn unknown_key() {
     assert_eq!(
         error("[switch]\nname = \"x\"\nbogus = 2\n"),
-        "topo.toml:3:1: unknown field `bogus`, expected one of `name`, `threads`, `fdb_aging`, `fdb_max`, `conntrack_max`"
+        "topo.toml:3:1: unknown field `bogus`, expected one of `name`, `threads`, `fdb_aging`, `fdb_max`, `conntrack_max`, `storm_pps`"
     );
     assert_eq!(
         error(&with_base("colour = \"blue\"\n")),
@@ -468,11 +475,12 @@ fn switch_name_must_be_a_safe_file_name() {
 #[test]
 fn switch_numbers_in_range() {
     assert_eq!(
-        errors("[switch]\nthreads = 0\nfdb_aging = -1\nfdb_max = 0\n"),
+        errors("[switch]\nthreads = 0\nfdb_aging = -1\nfdb_max = 0\nstorm_pps = -5\n"),
         [
             "topo.toml:2:11: switch: threads must be 1 to 64, not 0",
             "topo.toml:3:13: switch: fdb_aging must be at least 0, not -1",
             "topo.toml:4:11: switch: fdb_max must be at least 1, not 0",
+            "topo.toml:5:13: switch: storm_pps must be 0 to 10000000, not -5",
         ]
     );
 }
@@ -1098,6 +1106,17 @@ fn rules_file_relative_to_topo() {
             missing.display()
         )
     );
+
+    // A device is refused at once rather than read without end.
+    std::fs::write(&topo, "[rules]\nfile = \"/dev/zero\"\n").unwrap();
+    let err = load(&topo).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        format!(
+            "{}:2:8: rules: cannot read file /dev/zero: not a regular file",
+            topo.display()
+        )
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -1107,6 +1126,12 @@ fn unreadable_config_file() {
     assert_eq!(
         err.to_string(),
         "/nonexistent/topo.toml: cannot read the config file: No such file or directory (os error 2)"
+    );
+    // What a reload over the control socket may be handed.
+    let err = load(Path::new("/dev/zero")).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "/dev/zero: cannot read the config file: not a regular file"
     );
 }
 

@@ -260,8 +260,14 @@ fn switch(e: &mut Errors, raw: Option<&S<raw::Switch>>) -> SwitchConfig {
         out.conntrack_max =
             int(e, v, 1..=(1 << 26), "switch: conntrack_max").unwrap_or(out.conntrack_max);
     }
+    if let Some(v) = &raw.storm_pps {
+        out.storm_pps = int(e, v, STORM_PPS, "switch: storm_pps").unwrap_or(out.storm_pps);
+    }
     out
 }
+
+/// Broadcast and multicast frames per second a port may send; 0 is no limit.
+const STORM_PPS: RangeInclusive<i64> = 0..=10_000_000;
 
 // ---- [[network]] ---------------------------------------------------------
 
@@ -905,6 +911,10 @@ fn port<'r>(
             key,
             mtu: port_mtu,
             port_security: p.port_security.unwrap_or(true),
+            storm_pps: p
+                .storm_pps
+                .as_ref()
+                .and_then(|v| int(e, v, STORM_PPS, &format!("{ctx}: storm_pps"))),
         },
         allocate,
         given_mac,
@@ -1290,7 +1300,7 @@ fn rules(e: &mut Errors, table: &S<raw::Rules>, text: &str, path: &Path) -> Opti
                 Some(dir) if file.is_relative() => dir.join(file),
                 _ => file.to_path_buf(),
             };
-            match std::fs::read_to_string(&resolved) {
+            match super::read_text(&resolved) {
                 Ok(body) => Some(RulesSource::File {
                     path: resolved,
                     text: body,

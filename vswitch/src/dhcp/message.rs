@@ -342,6 +342,9 @@ impl DhcpRepr {
             opts.entry(code).or_default().extend_from_slice(data);
         }
         let get = |code| opts.get(&code).map(Vec::as_slice);
+        // An empty name or client id says nothing (RFC 2132: at least one
+        // byte), and `emit` leaves empty ones out.
+        let some = |code| get(code).filter(|d| !d.is_empty());
         let message_type = match get(option::MESSAGE_TYPE) {
             None => return Err(Error::NoMessageType),
             Some(&[t]) => MessageType::try_from(t)?,
@@ -379,12 +382,12 @@ impl DhcpRepr {
                 Some(d) => ips_of(option::ROUTER, d)?.first().copied(),
             },
             dns: get(option::DNS).map_or(Ok(Vec::new()), |d| ips_of(option::DNS, d))?,
-            hostname: get(option::HOSTNAME).map(text),
-            domain_name: get(option::DOMAIN_NAME).map(text),
+            hostname: some(option::HOSTNAME).map(text),
+            domain_name: some(option::DOMAIN_NAME).map(text),
             broadcast_addr: get(option::BROADCAST_ADDR)
                 .map(ip_of(option::BROADCAST_ADDR))
                 .transpose()?,
-            client_id: get(option::CLIENT_ID).map(<[u8]>::to_vec),
+            client_id: some(option::CLIENT_ID).map(<[u8]>::to_vec),
             parameter_request_list: get(option::PARAMETER_REQUEST_LIST)
                 .map_or_else(Vec::new, <[u8]>::to_vec),
             max_message_size: match get(option::MAX_MESSAGE_SIZE) {

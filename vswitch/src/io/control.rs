@@ -41,7 +41,14 @@ impl ControlServer {
     pub fn bind(name: &str) -> io::Result<ControlServer> {
         let path = socket_path(name);
         let _ = fs::remove_file(&path);
-        let listener = UnixListener::bind(&path)?;
+        // Created 0600 rather than changed to it, so no one can connect in
+        // between. The umask is the process's; setup runs on one thread.
+        // SAFETY: umask has no preconditions and cannot fail.
+        let old = unsafe { libc::umask(0o177) };
+        let bound = UnixListener::bind(&path);
+        // SAFETY: as above.
+        unsafe { libc::umask(old) };
+        let listener = bound?;
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600))?;
         listener.set_nonblocking(true)?;
         Ok(ControlServer { listener, path })

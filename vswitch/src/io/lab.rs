@@ -323,13 +323,30 @@ impl Lab {
         }
     }
 
+    /// Whether `netns` holds an eth0. In a namespace adopted from a run
+    /// that was killed, its TAP goes when that run's datapath process,
+    /// killed with it, has exited: that is waited for, a second at most.
+    fn has_eth0(&self, netns: &str) -> bool {
+        let present = || ip(&["-n", netns, "link", "show", "dev", "eth0"]).is_ok();
+        if !self.created.iter().any(|n| n == netns) {
+            return present();
+        }
+        for _ in 0..20 {
+            if !present() {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        present()
+    }
+
     fn add_tap(&mut self, config: &Config, port: &Port) -> Result<Tap, LabError> {
         let netns = port.netns.as_deref().unwrap_or(&port.name);
         if !netns_exists(netns) {
             ip(&["netns", "add", netns])?;
             self.created.push(netns.to_owned());
             self.save_state()?;
-        } else if ip(&["-n", netns, "link", "show", "dev", "eth0"]).is_ok() {
+        } else if self.has_eth0(netns) {
             return Err(err(format!(
                 "network namespace {netns} already has an eth0; remove it or choose another netns"
             )));
@@ -375,6 +392,7 @@ impl Lab {
             if let Some(path) = write_resolv_conf(netns, net.gateway)? {
                 if !self.resolv.contains(&path) {
                     self.resolv.push(path);
+                    self.save_state()?;
                 }
             }
         }
@@ -386,8 +404,28 @@ impl Lab {
         for ns in &self.created {
             let _ = writeln!(s, "netns {ns}");
         }
+        for path in &self.resolv {
+            let _ = writeln!(s, "resolv {}", path.display());
+        }
         fs::write(&self.state, s)
             .map_err(|e| err(format!("cannot write {}: {e}", self.state.display())))
+    }
+
+    /// Takes the namespaces and resolv.conf files to remove from the state
+    /// file, which the datapath process rewrites when a reload changes them.
+    pub fn resync(&mut self) {
+        let Ok(text) = fs::read_to_string(&self.state) else {
+            return;
+        };
+        let (mut created, mut resolv) = (Vec::new(), Vec::new());
+        for line in text.lines() {
+            match line.split_once(' ') {
+                Some(("netns", ns)) => created.push(ns.to_owned()),
+                Some(("resolv", path)) => resolv.push(PathBuf::from(path)),
+                _ => {}
+            }
+        }
+        (self.created, self.resolv) = (created, resolv);
     }
 
     /// Closes every device and deletes the namespaces this switch created.

@@ -8,6 +8,7 @@ pub mod lab;
 pub mod metrics;
 pub mod netns;
 pub mod notify;
+pub mod privileges;
 mod ring;
 pub mod stop;
 mod sys;
