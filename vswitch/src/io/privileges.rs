@@ -58,8 +58,8 @@ pub fn confine(keep: &[u32]) -> io::Result<()> {
     }
     // SAFETY: prctl with integer arguments only.
     cvt(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) })?;
-    // SAFETY: prctl with integer arguments only; EINVAL before Linux 4.3,
-    // which has no ambient set to clear.
+    // EINVAL before Linux 4.3, which has no ambient set to clear.
+    // SAFETY: prctl with integer arguments only.
     let _ = unsafe {
         libc::prctl(
             libc::PR_CAP_AMBIENT,
@@ -79,8 +79,7 @@ pub fn confine(keep: &[u32]) -> io::Result<()> {
         version: LINUX_CAPABILITY_VERSION_3,
         pid: 0,
     };
-    // SAFETY: header and data are the v3 structures capset reads, live
-    // for the call.
+    // SAFETY: header and data are capset's v3 structures, live for the call.
     cvt(unsafe {
         libc::syscall(
             libc::SYS_capset,
@@ -118,19 +117,19 @@ pub fn run_confined(
     let mut fds = [0 as libc::c_int; 2];
     // SAFETY: fds has room for the two descriptors pipe2 writes.
     cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
-    // SAFETY: pipe2 just returned these two open descriptors, owned here.
-    let (ready_rx, ready_tx) =
-        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // SAFETY: pipe2 just returned this open descriptor, owned here alone.
+    let ready_rx = unsafe { OwnedFd::from_raw_fd(fds[0]) };
+    // SAFETY: as above, the pipe's other end.
+    let ready_tx = unsafe { OwnedFd::from_raw_fd(fds[1]) };
     // SAFETY: getpid has no preconditions.
     let parent = unsafe { libc::getpid() };
-    // SAFETY: the caller guarantees a single thread, so the child's copy of
-    // the process is consistent.
+    // SAFETY: the caller guarantees a single thread: the child's copy is consistent.
     let pid = cvt(unsafe { libc::fork() })?;
     if pid == 0 {
         drop(ready_rx);
         let code = child(parent, File::from(ready_tx), datapath);
-        // SAFETY: _exit ends the child without running the parent's
-        // destructors (the lab's teardown is the parent's).
+        // The lab's teardown is the parent's, so none of its destructors run here.
+        // SAFETY: _exit ends the child at once; nothing of it is used after.
         unsafe { libc::_exit(code) };
     }
     drop(ready_tx);

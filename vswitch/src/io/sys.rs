@@ -64,7 +64,7 @@ pub fn writev_all(fd: RawFd, head: &[u8], parts: &[&[u8]]) -> io::Result<usize> 
         };
         n += 1;
     }
-    // SAFETY: the first n iovecs point at live slices borrowed for the call;
-    // writev only reads through them.
+    // writev only reads through the iovecs.
+    // SAFETY: the first n iovecs point at live slices borrowed for the call.
     cvt_size(unsafe { libc::writev(fd, iov.as_ptr(), n as libc::c_int) })
 }

@@ -85,8 +85,8 @@ impl VxlanSocket {
             },
             sin_zero: [0; 8],
         };
-        // SAFETY: buf and addr are live for the call and their lengths are
-        // the ones passed; sendto only reads through the pointers.
+        // sendto only reads through the pointers.
+        // SAFETY: buf and addr are live for the call, with the lengths passed.
         let n = unsafe {
             libc::sendto(
                 self.raw.as_raw_fd(),
