@@ -427,7 +427,7 @@ fn dhcp_leases_survive_a_reload_of_the_rules() {
     );
     let ack = DhcpRepr::parse(&udp_payload(&s.frames[0].1).4).unwrap();
     assert_eq!(ack.message_type, MessageType::Ack);
-    let leases = h.switch.dhcp_leases();
+    let leases: Vec<_> = h.switch.services().leases().collect();
     assert_eq!(leases.len(), 1);
     assert_eq!((leases[0].1.mac, leases[0].1.ip), (cache, ip("10.10.0.3")));
 
@@ -448,7 +448,7 @@ fn dhcp_leases_survive_a_reload_of_the_rules() {
 
     // The lease is as it was, and the client's renewal is acknowledged
     // with the same address.
-    assert_eq!(h.switch.dhcp_leases(), leases);
+    assert_eq!(h.switch.services().leases().collect::<Vec<_>>(), leases);
     let s = h.send(
         "cache",
         &dhcp(

@@ -363,11 +363,6 @@ impl Switch {
         parent.map(|p| p.mac = mac).is_some()
     }
 
-    /// The gateway's DHCP leases, by network index.
-    pub fn dhcp_leases(&self) -> Vec<(u16, crate::dhcp::Lease)> {
-        self.services.leases().collect()
-    }
-
     pub fn firewall(&self) -> &Firewall {
         &self.firewall
     }
