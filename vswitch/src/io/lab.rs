@@ -130,15 +130,12 @@ impl Lab {
         }
         // Then each macvlan/ipvlan parent, in network order: the switch's
         // ports are numbered so.
-        for n in &config.networks {
-            let Some((iface, _)) = n.parent_link() else {
-                continue;
-            };
-            match open_packet(iface) {
+        for iface in parents(config) {
+            match open_packet(&iface) {
                 Ok(d) => lab.devices.push(d),
                 Err(e) => {
                     lab.teardown();
-                    return Err(err(format!("network {} parent: {}", n.name, e.0)));
+                    return Err(err(format!("parent {iface}: {}", e.0)));
                 }
             }
         }
@@ -414,18 +411,10 @@ impl Lab {
     /// Takes the namespaces and resolv.conf files to remove from the state
     /// file, which the datapath process rewrites when a reload changes them.
     pub fn resync(&mut self) {
-        let Ok(text) = fs::read_to_string(&self.state) else {
-            return;
-        };
-        let (mut created, mut resolv) = (Vec::new(), Vec::new());
-        for line in text.lines() {
-            match line.split_once(' ') {
-                Some(("netns", ns)) => created.push(ns.to_owned()),
-                Some(("resolv", path)) => resolv.push(PathBuf::from(path)),
-                _ => {}
-            }
+        if let Ok(text) = fs::read_to_string(&self.state) {
+            let state = StateFile::parse(&text);
+            (self.created, self.resolv) = (state.netns, state.resolv);
         }
-        (self.created, self.resolv) = (created, resolv);
     }
 
     /// Closes every device and deletes the namespaces this switch created.
@@ -461,22 +450,19 @@ fn adopt(state: &Path, name: &str) -> Result<Vec<String>, LabError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(err(format!("cannot read {}: {e}", state.display()))),
     };
-    let mut adopted = Vec::new();
-    for line in text.lines() {
-        match line.split_once(' ') {
-            Some(("pid", pid)) => {
-                if let Ok(pid) = pid.parse::<u32>() {
-                    if pid != std::process::id() && Path::new(&format!("/proc/{pid}")).exists() {
-                        return Err(err(format!(
-                            "switch {name} is already running (pid {pid}); stop it first"
-                        )));
-                    }
-                }
-            }
-            Some(("netns", ns)) if netns_exists(ns) => adopted.push(ns.to_owned()),
-            _ => {}
+    let state = StateFile::parse(&text);
+    if let Some(pid) = state.pid {
+        if pid != std::process::id() && Path::new(&format!("/proc/{pid}")).exists() {
+            return Err(err(format!(
+                "switch {name} is already running (pid {pid}); stop it first"
+            )));
         }
     }
+    let adopted: Vec<String> = state
+        .netns
+        .into_iter()
+        .filter(|ns| netns_exists(ns))
+        .collect();
     if !adopted.is_empty() {
         tracing::info!(
             "adopting namespaces left by an earlier run: {}",
@@ -484,6 +470,33 @@ fn adopt(state: &Path, name: &str) -> Result<Vec<String>, LabError> {
         );
     }
     Ok(adopted)
+}
+
+/// What `save_state` records: the process running the switch, the
+/// namespaces it made and the resolv.conf files it wrote.
+struct StateFile {
+    pid: Option<u32>,
+    netns: Vec<String>,
+    resolv: Vec<PathBuf>,
+}
+
+impl StateFile {
+    fn parse(text: &str) -> StateFile {
+        let mut state = StateFile {
+            pid: None,
+            netns: Vec::new(),
+            resolv: Vec::new(),
+        };
+        for line in text.lines() {
+            match line.split_once(' ') {
+                Some(("pid", pid)) => state.pid = pid.parse().ok(),
+                Some(("netns", ns)) => state.netns.push(ns.to_owned()),
+                Some(("resolv", path)) => state.resolv.push(PathBuf::from(path)),
+                _ => {}
+            }
+        }
+        state
+    }
 }
 
 /// A host interface's own MAC, from sysfs; `None` if it cannot be read.
