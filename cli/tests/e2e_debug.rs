@@ -103,17 +103,7 @@ fn echoes(text: &str) -> (Vec<&str>, Vec<&str>) {
 }
 
 fn tcpdump_read(path: &Path) -> String {
-    let out = Command::new("tcpdump")
-        .args(["-n", "-r"])
-        .arg(path)
-        .output()
-        .expect("tcpdump");
-    assert!(
-        out.status.success(),
-        "tcpdump -r: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    e2e::run_ok(Command::new("tcpdump").args(["-n", "-r"]).arg(path))
 }
 
 #[test]

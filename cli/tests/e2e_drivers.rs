@@ -23,15 +23,7 @@ const PARENT: &str = "mv-par";
 const PEER: &str = "mv-lanp";
 
 fn sh(args: &[&str]) {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    e2e::run_ok(Command::new(args[0]).args(&args[1..]));
 }
 
 fn lan(args: &[&str]) {

@@ -87,13 +87,7 @@ fn send_raw(ns: &str, frames: Vec<Vec<u8>>) {
 }
 
 fn vswitch(args: &[&str]) -> String {
-    let out = Command::new(BIN).args(args).output().expect("run vswitch");
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8")
+    e2e::run_ok(Command::new(BIN).args(args))
 }
 
 fn drops(name: &str, port: &str, reason: &str) -> u64 {

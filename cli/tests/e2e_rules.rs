@@ -70,16 +70,7 @@ fn start(name: &str) -> Running {
 }
 
 fn vswitch(args: &[&str]) -> String {
-    let out = std::process::Command::new(BIN)
-        .args(args)
-        .output()
-        .expect("run vswitch");
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8")
+    e2e::run_ok(std::process::Command::new(BIN).args(args))
 }
 
 /// The `[packets:bytes]` counter of the saved rule that ends with `rule`.
@@ -412,17 +403,13 @@ COMMIT
 }
 
 fn reload(name: &str, config: &Path) -> String {
-    let out = std::process::Command::new(BIN)
-        .args(["reload", "--name", name, "--config"])
-        .arg(config)
-        .output()
-        .expect("reload");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    vswitch(&[
+        "reload",
+        "--name",
+        name,
+        "--config",
+        &config.to_string_lossy(),
+    ])
 }
 
 #[test]

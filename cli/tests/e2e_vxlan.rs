@@ -16,12 +16,7 @@ const LEN: usize = 5 * 1024 * 1024;
 const MARKER: &[u8] = b"vx-marker-plaintext-4f1c9e";
 
 fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().expect("ip");
-    assert!(
-        out.status.success(),
-        "ip {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    e2e::run_ok(Command::new("ip").args(args));
 }
 
 /// An underlay: a veth pair with `host` (addressed `host_ip`/24) in the

@@ -170,6 +170,18 @@ fn wait_timeout(child: &mut Child, limit: Duration) -> ExitStatus {
     }
 }
 
+/// Runs `cmd`, asserts that it succeeded (naming it, with its stderr), and
+/// returns its stdout.
+pub fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
 /// Runs a command inside network namespace `ns`.
 pub fn exec(ns: &str, args: &[&str]) -> Output {
     Command::new("ip")
