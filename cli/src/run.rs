@@ -8,7 +8,9 @@ use std::process::ExitCode;
 use vswitch::config;
 use vswitch::io::metrics::MetricsServer;
 use vswitch::io::privileges::{self, Exit};
-use vswitch::io::{self, control::ControlServer, datapath, lab::Lab, notify, stop::StopSignal};
+use vswitch::io::{
+    self, control::ControlServer, datapath, lab::Lab, netns_ops, notify, stop::StopSignal,
+};
 
 use crate::check;
 
@@ -75,8 +77,9 @@ pub fn run(path: &Path, metrics: Option<SocketAddr>) -> ExitCode {
     };
     // The datapath runs in a child confined to the few capabilities it
     // needs (privileges::DATAPATH_CAPS); this process keeps what teardown
-    // needs and waits.
-    let datapath = |ready: &mut dyn FnMut()| {
+    // needs, runs the namespace commands of the child's reloads, and waits.
+    let datapath = |ready: &mut dyn FnMut(), parent| {
+        lab.ask_parent(parent);
         ready();
         let result = datapath::run(&mut switch, &mut lab, &control, metrics.as_ref(), stop.fd());
         match result {
@@ -87,7 +90,7 @@ pub fn run(path: &Path, metrics: Option<SocketAddr>) -> ExitCode {
             }
         }
     };
-    let exit = privileges::run_confined(datapath, announce);
+    let exit = privileges::run_confined(datapath, announce, netns_ops::serve);
     // A reload in the datapath may have made or removed namespaces.
     lab.resync();
     lab.teardown();

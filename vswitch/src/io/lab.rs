@@ -9,7 +9,8 @@
 //! removes what the last one left, and a second instance of the same switch
 //! is refused. TAPs need no such care: the kernel removes them with our fds.
 //!
-//! A reload brings the devices in line with a new configuration in place:
+//! A reload brings the devices in line with a new configuration in place
+//! (in the confined datapath, whose namespace commands the parent runs):
 //! a port keeps its device when its namespace (tap) or interface
 //! (afpacket) is the same, re-addressed if its settings changed; other new
 //! ports get new devices, created before anything is removed so a failure
@@ -20,8 +21,8 @@ use std::fmt::Write as _;
 use std::fs;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use packet::MacAddr;
 
@@ -29,6 +30,7 @@ use crate::config::{Config, Driver, IpvlanMode, Port, PortKind};
 use crate::vxlan;
 
 use super::afpacket::PacketSocket;
+use super::netns_ops::{self, NetnsOps};
 use super::tap::Tap;
 use super::vxlan::VxlanSocket;
 
@@ -54,6 +56,8 @@ pub struct Lab {
     state: PathBuf,
     /// Numbers the host-side names of new TAPs.
     taps_made: usize,
+    /// Where namespaces are made, changed and removed.
+    ns: NetnsOps,
 }
 
 /// What a port's device is bound to: a reload keeps the device of a port
@@ -117,6 +121,7 @@ impl Lab {
             resolv: Vec::new(),
             state,
             taps_made: 0,
+            ns: NetnsOps::Here,
         };
         lab.save_state()?;
         for port in &config.ports {
@@ -225,7 +230,7 @@ impl Lab {
                 let _ = fs::remove_file(path);
             }
             for ns in self.created.split_off(created_before) {
-                let _ = ip(&["netns", "del", &ns]);
+                let _ = self.ns.ip(&["netns", "del", &ns]);
             }
             let _ = self.save_state();
             return Err(e);
@@ -268,6 +273,17 @@ impl Lab {
         self.save_state()
     }
 
+    /// From now on asks the parent at the other end of `conn` for the
+    /// namespace commands, as a process without CAP_SYS_ADMIN must.
+    pub fn ask_parent(&mut self, conn: UnixStream) {
+        self.ns = NetnsOps::Parent(conn);
+    }
+
+    /// Runs a namespace command (see `netns_ops`).
+    fn netns_ip(&self, args: &[&str]) -> Result<(), LabError> {
+        self.ns.ip(args).map_err(err)
+    }
+
     /// Deletes namespace `ns` if this switch made it, with our resolv.conf.
     fn remove_netns(&mut self, ns: &str) {
         let conf = Path::new("/etc/netns").join(ns).join("resolv.conf");
@@ -280,7 +296,7 @@ impl Lab {
         }
         if let Some(k) = self.created.iter().position(|c| c == ns) {
             self.created.swap_remove(k);
-            if let Err(e) = ip(&["netns", "del", ns]) {
+            if let Err(e) = self.ns.ip(&["netns", "del", ns]) {
                 tracing::warn!("cannot remove network namespace {ns}: {e}");
             }
         }
@@ -300,7 +316,7 @@ impl Lab {
             return Ok(());
         }
         let netns = port.netns.as_deref().unwrap_or(&port.name);
-        ip(&["-n", netns, "addr", "flush", "dev", "eth0"])?;
+        self.netns_ip(&["-n", netns, "addr", "flush", "dev", "eth0"])?;
         self.configure_tap(config, port, netns)
     }
 
@@ -324,7 +340,11 @@ impl Lab {
     /// that was killed, its TAP goes when that run's datapath process,
     /// killed with it, has exited: that is waited for, a second at most.
     fn has_eth0(&self, netns: &str) -> bool {
-        let present = || ip(&["-n", netns, "link", "show", "dev", "eth0"]).is_ok();
+        let present = || {
+            self.ns
+                .ip(&["-n", netns, "link", "show", "dev", "eth0"])
+                .is_ok()
+        };
         if !self.created.iter().any(|n| n == netns) {
             return present();
         }
@@ -340,7 +360,7 @@ impl Lab {
     fn add_tap(&mut self, config: &Config, port: &Port) -> Result<Tap, LabError> {
         let netns = port.netns.as_deref().unwrap_or(&port.name);
         if !netns_exists(netns) {
-            ip(&["netns", "add", netns])?;
+            self.netns_ip(&["netns", "add", netns])?;
             self.created.push(netns.to_owned());
             self.save_state()?;
         } else if self.has_eth0(netns) {
@@ -354,7 +374,7 @@ impl Lab {
         self.taps_made += 1;
         let tap = Tap::create(&host_name).map_err(|e| err(e.to_string()))?;
         ip(&["link", "set", "dev", &host_name, "netns", netns])?;
-        ip(&[
+        self.netns_ip(&[
             "-n", netns, "link", "set", "dev", &host_name, "name", "eth0",
         ])?;
         self.configure_tap(config, port, netns)?;
@@ -370,7 +390,7 @@ impl Lab {
         let n = |args: &[&str]| {
             let mut v = vec!["-n", netns];
             v.extend_from_slice(args);
-            ip(&v)
+            self.ns.ip(&v).map_err(err)
         };
         n(&["link", "set", "dev", "eth0", "address", &mac, "mtu", &mtu])?;
         n(&["link", "set", "dev", "lo", "up"])?;
@@ -428,7 +448,7 @@ impl Lab {
             }
         }
         for ns in self.created.drain(..) {
-            if let Err(e) = ip(&["netns", "del", &ns]) {
+            if let Err(e) = self.ns.ip(&["netns", "del", &ns]) {
                 tracing::warn!("cannot remove network namespace {ns}: {e}");
             }
         }
@@ -549,18 +569,7 @@ fn netns_exists(name: &str) -> bool {
     Path::new("/run/netns").join(name).exists()
 }
 
-/// Runs `ip ARGS`, turning a failure into a message with its stderr.
+/// Runs `ip ARGS` in the host's namespace, which the datapath may do itself.
 fn ip(args: &[&str]) -> Result<(), LabError> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .map_err(|e| err(format!("cannot run ip (is iproute2 installed?): {e}")))?;
-    if out.status.success() {
-        return Ok(());
-    }
-    Err(err(format!(
-        "`ip {}` failed: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr).trim()
-    )))
+    netns_ops::ip(args).map_err(err)
 }

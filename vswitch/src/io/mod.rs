@@ -7,6 +7,7 @@ pub mod datapath;
 pub mod lab;
 pub mod metrics;
 pub mod netns;
+pub mod netns_ops;
 pub mod notify;
 pub mod privileges;
 mod ring;

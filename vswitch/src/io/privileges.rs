@@ -2,30 +2,30 @@
 //! (namespaces, mounts, devices) and so does teardown (`ip netns del`
 //! unmounts); forwarding frames on descriptors already open needs almost
 //! nothing. So once the lab is built the process forks: the child runs the
-//! datapath confined to CAP_NET_ADMIN, CAP_NET_RAW and CAP_SYS_ADMIN
-//! (bounding set included, so not even an exec'd program gets more, and no
-//! new privileges), while the parent, which runs no code that touches a frame,
-//! waits for it and then tears the lab down. The child dies with the parent
-//! (SIGKILL of `vswitch run` leaves nothing forwarding), and the parent
-//! reports a child that panicked or was killed.
+//! datapath confined to CAP_NET_ADMIN and CAP_NET_RAW (bounding set
+//! included, so not even an exec'd program gets more, and no new
+//! privileges), while the parent, which runs no code that touches a frame,
+//! answers the child's requests on a socket (the namespace commands of a
+//! reload, see `netns_ops`), then tears the lab down. The child dies with
+//! the parent (SIGKILL of `vswitch run` leaves nothing forwarding), and the
+//! parent reports a child that panicked or was killed.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
 use std::panic::{self, AssertUnwindSafe};
 
 use super::sys::cvt;
 
-/// What the datapath keeps: bring links up and set socket options
-/// (NET_ADMIN), send and receive on packet sockets (NET_RAW), and make and
-/// remove namespaces when a reload adds or removes ports (SYS_ADMIN: Linux
-/// ties `ip netns add`'s mount and `ip -n`'s setns to it). Gone are the
-/// rest: file access beyond the owner's (DAC_OVERRIDE), ptrace, modules,
-/// raw I/O, setuid, kill, chown...
-pub const DATAPATH_CAPS: [u32; 3] = [CAP_NET_ADMIN, CAP_NET_RAW, CAP_SYS_ADMIN];
+/// What the datapath keeps: create TAPs, bring links up and set socket
+/// options (NET_ADMIN), and open packet and raw sockets (NET_RAW), as a
+/// reload that adds ports does. Gone are the rest: namespaces and mounts
+/// (SYS_ADMIN, asked of the parent instead), file access beyond the
+/// owner's (DAC_OVERRIDE), ptrace, modules, raw I/O, setuid, kill, chown...
+pub const DATAPATH_CAPS: [u32; 2] = [CAP_NET_ADMIN, CAP_NET_RAW];
 pub const CAP_NET_ADMIN: u32 = 12;
 pub const CAP_NET_RAW: u32 = 13;
-pub const CAP_SYS_ADMIN: u32 = 21;
 
 const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
 
@@ -105,15 +105,19 @@ pub enum Exit {
 }
 
 /// Runs `datapath` in a confined child process and waits for it.
-/// `datapath` gets a function to call once it forwards; the parent then
+/// `datapath` gets a function to call once it forwards, on which the parent
 /// calls `on_ready` (so readiness is announced by the process that was
-/// started). The child never returns from here: it exits with the code
-/// `datapath` returns, or 101 if it panicked (the panic hook has printed
-/// the message). Call it while the process has one thread.
+/// started), and a socket (SOCK_SEQPACKET) to the parent, which `serve`
+/// answers until the child closes it. The child never returns from here:
+/// it exits with the code `datapath` returns, or 101 if it panicked (the
+/// panic hook has printed the message). Call it while the process has one
+/// thread.
 pub fn run_confined(
-    datapath: impl FnOnce(&mut dyn FnMut()) -> i32,
+    datapath: impl FnOnce(&mut dyn FnMut(), UnixStream) -> i32,
     on_ready: impl FnOnce(),
+    serve: impl FnOnce(&UnixStream),
 ) -> io::Result<Exit> {
+    let (to_parent, from_child) = seqpacket_pair()?;
     let mut fds = [0 as libc::c_int; 2];
     // SAFETY: fds has room for the two descriptors pipe2 writes.
     cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
@@ -127,23 +131,27 @@ pub fn run_confined(
     let pid = cvt(unsafe { libc::fork() })?;
     if pid == 0 {
         drop(ready_rx);
-        let code = child(parent, File::from(ready_tx), datapath);
+        drop(from_child);
+        let code = child(parent, File::from(ready_tx), to_parent, datapath);
         // The lab's teardown is the parent's, so none of its destructors run here.
         // SAFETY: _exit ends the child at once; nothing of it is used after.
         unsafe { libc::_exit(code) };
     }
     drop(ready_tx);
+    drop(to_parent);
     let mut byte = [0u8; 1];
     if matches!(File::from(ready_rx).read(&mut byte), Ok(1)) {
         on_ready();
     }
+    serve(&from_child);
     wait(pid)
 }
 
 fn child(
     parent: libc::pid_t,
     mut ready: File,
-    datapath: impl FnOnce(&mut dyn FnMut()) -> i32,
+    to_parent: UnixStream,
+    datapath: impl FnOnce(&mut dyn FnMut(), UnixStream) -> i32,
 ) -> i32 {
     // SAFETY: prctl with integer arguments only.
     let dies_with_parent = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
@@ -158,7 +166,18 @@ fn child(
     let mut signal = || {
         let _ = ready.write_all(b"r");
     };
-    panic::catch_unwind(AssertUnwindSafe(|| datapath(&mut signal))).unwrap_or(101)
+    panic::catch_unwind(AssertUnwindSafe(|| datapath(&mut signal, to_parent))).unwrap_or(101)
+}
+
+/// A connected pair of AF_UNIX sockets that keep message boundaries.
+pub(super) fn seqpacket_pair() -> io::Result<(UnixStream, UnixStream)> {
+    let mut fds = [0 as libc::c_int; 2];
+    let kind = libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC;
+    // SAFETY: fds has room for the two descriptors socketpair writes.
+    cvt(unsafe { libc::socketpair(libc::AF_UNIX, kind, 0, fds.as_mut_ptr()) })?;
+    // SAFETY: socketpair just returned these open descriptors, owned here alone.
+    let (a, b) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    Ok((UnixStream::from(a), UnixStream::from(b)))
 }
 
 fn wait(pid: libc::pid_t) -> io::Result<Exit> {
