@@ -11,13 +11,16 @@
 #   - a UDP stream from c to a at 20 Mbit/s;
 #   - new TCP connections from c to a, about ten a second;
 #   - `vswitch reload` every 30 s, alternating two rule sets.
-# Every 5 s it samples the RSS of the datapath process. Not part of CI.
+# Every 5 s it samples the RSS of the datapath process and the number of
+# tracked connections. Warm-up lasts until closed connections start to
+# leave conntrack (TIME_WAIT is 120 s), so the tables are at their steady
+# size when the baseline is taken. Not part of CI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 secs="${1:-600}"
 name=soak
-warmup=$(( secs / 2 < 60 ? secs / 2 : 60 ))
+warmup=$(( secs / 2 < 180 ? secs / 2 : 180 ))
 dir=$(mktemp -d /tmp/vswitch-soak.XXXXXX)
 bin="${VSWITCH:-}"
 if [ -z "$bin" ]; then
@@ -124,7 +127,8 @@ reloads=0 reload_failures=0 next_reload=30
 while kill -0 "$tcp" 2>/dev/null; do
   now=$(( $(date +%s) - start ))
   rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$datapath/status" 2>/dev/null || echo 0)
-  echo "$now $rss" >> "$dir/rss"
+  tracked=$("$bin" conntrack --name "$name" 2>/dev/null | grep -c . || true)
+  echo "$now $rss $tracked" >> "$dir/rss"
   if [ "$now" -ge "$next_reload" ]; then
     file="$dir/topo.toml"; [ $(( reloads % 2 )) -eq 0 ] && file="$dir/topo2.toml"
     "$bin" reload --config "$file" --name "$name" > /dev/null 2>&1 || reload_failures=$((reload_failures + 1))
@@ -139,13 +143,15 @@ udp_ok=0; wait "$udp" || udp_ok=$?
 wait "$connects" || true
 read -r connects_ok connects_failed < "$dir/connects"
 
-base=$(awk -v w="$warmup" '$1 >= w { print $2; exit }' "$dir/rss")
-last=$(tail -1 "$dir/rss" | cut -d' ' -f2)
+read -r base base_tracked < <(awk -v w="$warmup" '$1 >= w { print $2, $3; exit }' "$dir/rss")
+read -r last last_tracked < <(tail -1 "$dir/rss" | cut -d' ' -f2,3)
 peak=$(sort -k2 -n "$dir/rss" | tail -1 | cut -d' ' -f2)
 growth=$(awk -v b="${base:-0}" -v l="${last:-0}" 'BEGIN { if (b > 0) printf "%.1f", (l - b) * 100 / b; else print "n/a" }')
 
 echo "soak: ${secs} s of traffic, warm-up ${warmup} s"
 echo "datapath RSS: ${base:-?} KiB after warm-up, ${last:-?} KiB at the end (growth ${growth}%), peak ${peak:-?} KiB"
+echo "tracked connections: ${base_tracked:-?} after warm-up, ${last_tracked:-?} at the end"
+echo "samples (seconds, RSS KiB, tracked connections): $dir/rss"
 echo "reloads: ${reloads} (${reload_failures} refused)"
 echo "new connections: ${connects_ok} completed, ${connects_failed} failed"
 grep -E 'sender|receiver' "$dir/tcp.log" | tail -2 | sed 's/^/tcp: /' || true
