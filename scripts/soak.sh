@@ -12,9 +12,11 @@
 #   - new TCP connections from c to a, about ten a second;
 #   - `vswitch reload` every 30 s, alternating two rule sets.
 # Every 5 s it samples the RSS of the datapath process and the number of
-# tracked connections. Warm-up lasts until closed connections start to
-# leave conntrack (TIME_WAIT is 120 s), so the tables are at their steady
-# size when the baseline is taken. Not part of CI.
+# tracked connections. Warm-up (180 s) outlasts the timeouts of closed
+# connections (TIME_WAIT is 120 s) and the first reloads, each of which
+# builds a pipeline beside the running one and so raises the allocator's
+# high-water mark once: the baseline is taken at the steady size. Not part
+# of CI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
