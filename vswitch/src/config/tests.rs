@@ -405,6 +405,27 @@ subnet = "10.2.0.0/24"
     assert_eq!(c.networks[0].parent.as_deref(), Some("veth-lan.20"));
 }
 
+#[test]
+fn dhcp_is_refused_on_ipvlan_l3() {
+    assert_eq!(
+        error(
+            r#"[[network]]
+name = "iv"
+driver = "ipvlan"
+mode = "l3"
+parent = "veth-lan"
+subnet = "10.2.0.0/24"
+
+[[port]]
+name = "a"
+network = "iv"
+ip = "dhcp"
+"#
+        ),
+        "topo.toml:11:6: port \"a\": ip = \"dhcp\" cannot work on an ipvlan l3 network, where no broadcast crosses to a DHCP server; give the port an address"
+    );
+}
+
 // ---- syntax and serde errors ----
 
 #[test]

@@ -820,6 +820,12 @@ fn port<'r>(
                     format!("{ctx}: ip = \"dhcp\" does not apply to kind \"vxlan\", which carries many endpoints"),
                 );
             }
+            if net.is_some_and(|n| (n.driver, n.mode) == (Driver::Ipvlan, IpvlanMode::L3)) {
+                e.at(
+                    span(v),
+                    format!("{ctx}: ip = \"dhcp\" cannot work on an ipvlan l3 network, where no broadcast crosses to a DHCP server; give the port an address"),
+                );
+            }
         } else if let Ok(addr) = v.get_ref().parse::<Ipv4Addr>() {
             let ipam = net_index
                 .and_then(|i| ipams.get_mut(i))
