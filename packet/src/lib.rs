@@ -26,6 +26,7 @@ pub mod icmpv6;
 pub mod ipv4;
 pub mod ipv6;
 pub mod mac;
+pub mod ndp;
 pub mod parse;
 pub mod tcp;
 pub mod udp;

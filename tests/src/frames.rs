@@ -2,12 +2,14 @@
 //! packet crate's representations, so what they build is what the switch
 //! itself would build.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use packet::arp::{ArpOp, ArpRepr};
 use packet::ethernet::{ethertype, EthernetRepr, HEADER_LEN};
 use packet::icmpv4::Icmpv4Repr;
+use packet::icmpv6::Icmpv6Packet;
 use packet::ipv4::{protocol, Ipv4Repr};
+use packet::ipv6::Ipv6Repr;
 use packet::tcp::{TcpFlags, TcpRepr};
 use packet::udp::UdpPacket;
 use packet::{MacAddr, VlanId};
@@ -184,4 +186,47 @@ pub fn dhcp(
         (MacAddr::BROADCAST, Ipv4Addr::BROADCAST, 67),
         &b,
     )
+}
+
+/// An Ethernet frame carrying IPv6 (hop limit 255) with `payload` after the
+/// fixed header.
+pub fn ipv6(
+    src: (MacAddr, Ipv6Addr),
+    dst: (MacAddr, Ipv6Addr),
+    next_header: u8,
+    payload: &[u8],
+) -> Vec<u8> {
+    let repr = Ipv6Repr {
+        src: src.1,
+        dst: dst.1,
+        next_header,
+        hop_limit: 255,
+        payload_len: payload.len(),
+    };
+    let mut ip = vec![0u8; repr.buffer_len()];
+    repr.emit(&mut ip);
+    ip[Ipv6Repr::HEADER_LEN..].copy_from_slice(payload);
+    ether(dst.0, src.0, ethertype::IPV6, &ip)
+}
+
+/// A Neighbor Solicitation (135) or Advertisement (136) for `target` with
+/// link-layer address options `(type, mac)`, sent from `src` to all nodes,
+/// with a correct checksum.
+pub fn neighbor(
+    src: (MacAddr, Ipv6Addr),
+    msg_type: u8,
+    target: Ipv6Addr,
+    options: &[(u8, MacAddr)],
+) -> Vec<u8> {
+    let all_nodes = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+    let mut m = vec![msg_type, 0, 0, 0, 0, 0, 0, 0];
+    m.extend_from_slice(&target.octets());
+    for (ty, mac) in options {
+        m.extend_from_slice(&[*ty, 1]);
+        m.extend_from_slice(&mac.0);
+    }
+    let mut view = Icmpv6Packet::new_checked(&mut m[..]).expect("valid ICMPv6");
+    view.fill_checksum(src.1, all_nodes);
+    let dst = (mac("33:33:00:00:00:01"), all_nodes);
+    ipv6(src, dst, protocol::ICMPV6, &m)
 }

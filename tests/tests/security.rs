@@ -1,14 +1,16 @@
 //! Port security and the neighbour table in memory: a container speaks only
 //! as itself, and nothing it claims about others is believed.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 use packet::arp::{ArpOp, ArpRepr};
+use packet::icmpv6::msg;
+use packet::ndp::{self, option};
 use packet::MacAddr;
 use vswitch::dhcp::MessageType;
 use vswitch::{DropReason, Verdict};
-use vswitch_tests::frames::{arp, arp_request, dhcp, ether, mac, ping, udp};
+use vswitch_tests::frames::{arp, arp_request, dhcp, ether, ipv6, mac, neighbor, ping, udp};
 use vswitch_tests::harness::Harness;
 
 const TOPO: &str = r#"
@@ -290,4 +292,92 @@ fn storm_control_limits_each_ports_broadcast_and_multicast() {
         assert_eq!(h.send("web", &web_bcast).verdict, Verdict::Forwarded(3));
     }
     assert_eq!(h.stats("web").drops(DropReason::Storm), 0);
+}
+
+#[test]
+fn ipv6_speaks_link_local_and_neighbor_discovery_cannot_claim_another_endpoint() {
+    let mut h = Harness::new("sec_v6", TOPO);
+    let (web_ll, db_ll) = (ndp::link_local(mac(WEB)), ndp::link_local(mac(DB)));
+    let me = (mac(WEB), web_ll);
+    let (ns, na) = (msg::NEIGHBOR_SOLICIT, msg::NEIGHBOR_ADVERT);
+    let (sll, tll) = (option::SOURCE_LINK_ADDR, option::TARGET_LINK_ADDR);
+    let genuine = [
+        // DAD for its link-local, then announcing it, then asking for db's.
+        neighbor((mac(WEB), Ipv6Addr::UNSPECIFIED), ns, web_ll, &[]),
+        neighbor(me, na, web_ll, &[(tll, mac(WEB))]),
+        neighbor(me, ns, db_ll, &[(sll, mac(WEB))]),
+    ];
+    for f in &genuine {
+        let s = h.send("web", f);
+        assert_eq!(s.verdict, Verdict::Forwarded(3), "{f:02x?}");
+        assert!(
+            s.frames.iter().all(|(_, out)| out == f),
+            "forwarded unchanged"
+        );
+    }
+    // Unicast to db from the link-local address reaches db as sent.
+    h.send("db", &from_db_to(WEB));
+    let to_db = ipv6(
+        me,
+        (mac(DB), db_ll),
+        17,
+        &[0x0f, 0xa0, 0x0f, 0xa1, 0, 8, 0, 0],
+    );
+    let s = h.send("web", &to_db);
+    assert_eq!(s.ports(), ["db"]);
+    assert_eq!(s.frames[0].1, to_db);
+    let fdb = h.switch.fdb().len();
+
+    let spoofs = [
+        // db's link-local as a source, and as an advertised target.
+        ipv6((mac(WEB), db_ll), (mac(DB), web_ll), 59, &[]),
+        neighbor(me, na, db_ll, &[(tll, mac(WEB))]),
+        // Its own addresses, but db's MAC in the link-layer options.
+        neighbor(me, na, web_ll, &[(tll, mac(DB))]),
+        neighbor(me, ns, db_ll, &[(sll, mac(DB))]),
+        // Addresses the configuration never gave it.
+        ipv6(
+            (mac(WEB), "fd00::2".parse().unwrap()),
+            (mac(DB), db_ll),
+            59,
+            &[],
+        ),
+        neighbor(me, na, "fd00::3".parse().unwrap(), &[]),
+    ];
+    for f in &spoofs {
+        let s = h.send("web", f);
+        assert_eq!(s.verdict, Verdict::Dropped(DropReason::Spoofed), "{f:02x?}");
+        assert!(s.frames.is_empty());
+    }
+    // An option of length 0: unreadable, so malformed.
+    let mut zero = neighbor(me, na, web_ll, &[(tll, mac(WEB))]);
+    let opt_len = zero.len() - 7;
+    zero[opt_len] = 0;
+    let s = h.send("web", &zero);
+    assert_eq!(s.verdict, Verdict::Dropped(DropReason::Malformed));
+    assert!(s.frames.is_empty());
+
+    let stats = h.stats("web");
+    assert_eq!(stats.drops(DropReason::Spoofed), spoofs.len() as u64);
+    assert_eq!(stats.drops(DropReason::Malformed), 1);
+    assert_eq!(h.switch.fdb().len(), fdb, "no spoof taught the FDB");
+    let (verdict, steps) = trace(&mut h, "web", &spoofs[1]);
+    assert_eq!(verdict, Verdict::Dropped(DropReason::Spoofed));
+    assert!(
+        steps.iter().any(|s| s.contains(&format!(
+            "ND advertisement target {db_ll} is not the port's"
+        ))),
+        "{steps:?}"
+    );
+
+    // With port security off, the port's claims pass.
+    let open = TOPO.replacen(
+        "ip = \"10.10.0.2\"",
+        "ip = \"10.10.0.2\"\nport_security = false",
+        1,
+    );
+    let mut h = Harness::new("sec_v6_open", &open);
+    for f in &spoofs {
+        assert_eq!(h.send("web", f).verdict, Verdict::Forwarded(3), "{f:02x?}");
+    }
 }

@@ -559,10 +559,15 @@ impl Switch {
             return Verdict::Dropped(DropReason::BadSourceMac);
         }
         if let Some(id) = &port.security {
-            if let Err(spoof) = id.check(&parsed, frame) {
+            let endpoint = |m| {
+                self.ports
+                    .iter()
+                    .any(|p| p.kind == PortKind::Tap && p.mac == m && p.mac != id.mac)
+            };
+            if let Err(spoof) = id.check(&parsed, frame, endpoint) {
                 self.firewall
                     .note(|| format!("port security: {spoof}: dropped"));
-                return Verdict::Dropped(DropReason::Spoofed);
+                return Verdict::Dropped(spoof.reason());
             }
         }
         if parsed.dst.is_multicast() {
