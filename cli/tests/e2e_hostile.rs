@@ -5,7 +5,7 @@
 
 use std::io::{Read, Write};
 use std::net::UdpSocket;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::Command;
@@ -57,12 +57,16 @@ storm_pps = 0
 }
 
 fn start(name: &str) -> Running {
+    start_topo(name, &topo(name))
+}
+
+fn start_topo(name: &str, topo: &str) -> Running {
     let ns: Vec<String> = ["web", "db", "open"]
         .iter()
         .map(|p| format!("{name}-{p}"))
         .collect();
     e2e::remove_netns(&ns.iter().map(String::as_str).collect::<Vec<_>>());
-    Running::start(Path::new(BIN), name, &topo(name))
+    Running::start(Path::new(BIN), name, topo)
 }
 
 /// Writes `frames` onto eth0 of namespace `ns` through a raw socket, as a
@@ -277,4 +281,51 @@ fn the_datapath_keeps_two_capabilities_and_the_control_socket_refuses_bad_reques
     assert_eq!(ask(b"\n"), "error: empty request\n");
     assert!(ask(b"stats\n").starts_with("ok\n"));
     assert!(sw.stop().success());
+}
+
+#[test]
+fn the_control_socket_is_shared_with_its_control_group_only() {
+    if e2e::skip("the_control_socket_is_shared_with_its_control_group_only") {
+        return;
+    }
+    let _g = e2e::serial();
+    let name = "sec-group";
+    // A group every Linux system has; the switch gives it the socket.
+    let gid = vswitch::io::group::gid("daemon")
+        .expect("group lookup")
+        .expect("a group daemon");
+    let topo = topo(name).replacen("[switch]\n", "[switch]\ncontrol_group = \"daemon\"\n", 1);
+    let sw = start_topo(name, &topo);
+    let sock = format!("/run/vswitch/{name}.sock");
+    let meta = std::fs::metadata(&sock).expect("socket");
+    assert_eq!((meta.uid(), meta.gid()), (0, gid));
+    assert_eq!(meta.permissions().mode() & 0o777, 0o660);
+
+    // An unprivileged user in the group may ask; without it, may not.
+    let as_nobody = |groups: &[&str]| {
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534"])
+            .args(groups)
+            .arg(BIN)
+            .args(["stats", "--name", name])
+            .output()
+            .expect("setpriv")
+    };
+    let member = as_nobody(&["--groups", &gid.to_string()]);
+    let out = String::from_utf8_lossy(&member.stdout);
+    assert!(
+        member.status.success(),
+        "{}",
+        String::from_utf8_lossy(&member.stderr)
+    );
+    assert!(out.contains("web"), "{out}");
+    let stranger = as_nobody(&["--clear-groups"]);
+    let err = String::from_utf8_lossy(&stranger.stderr);
+    assert!(!stranger.status.success());
+    assert!(err.contains("Permission denied"), "{err}");
+    assert!(sw.stop().success());
+    assert!(
+        !Path::new(&sock).exists(),
+        "the socket goes with the switch"
+    );
 }

@@ -72,6 +72,16 @@ pub struct SwitchConfig {
     /// Key `storm_pps`: broadcast and multicast frames per second each
     /// port may send, unless the port says otherwise; 0 is no limit.
     pub storm_pps: u32,
+    /// Key `control_group`: the group the control socket is shared with
+    /// (mode 0660); `None`: the socket is root's alone (0600).
+    pub control_group: Option<ControlGroup>,
+}
+
+/// A Unix group, resolved when the config is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControlGroup {
+    pub name: String,
+    pub gid: u32,
 }
 
 impl Default for SwitchConfig {
@@ -86,6 +96,7 @@ impl Default for SwitchConfig {
             conntrack_max: 262_144,
             // Far above what ARP, DHCP and discovery need, far below a storm.
             storm_pps: 1000,
+            control_group: None,
         }
     }
 }

@@ -38,6 +38,7 @@ pub(crate) struct Switch {
     pub fdb_max: Option<S<i64>>,
     pub conntrack_max: Option<S<i64>>,
     pub storm_pps: Option<S<i64>>,
+    pub control_group: Option<S<String>>,
 }
 
 #[derive(Deserialize, Debug)]

@@ -138,6 +138,7 @@ fn contract_example() {
             fdb_max: 8192,
             conntrack_max: 262_144,
             storm_pps: 1000,
+            control_group: None,
         }
     );
 
@@ -440,7 +441,7 @@ fn toml_syntax_error() {
 fn unknown_key() {
     assert_eq!(
         error("[switch]\nname = \"x\"\nbogus = 2\n"),
-        "topo.toml:3:1: unknown field `bogus`, expected one of `name`, `threads`, `fdb_aging`, `fdb_max`, `conntrack_max`, `storm_pps`"
+        "topo.toml:3:1: unknown field `bogus`, expected one of `name`, `threads`, `fdb_aging`, `fdb_max`, `conntrack_max`, `storm_pps`, `control_group`"
     );
     assert_eq!(
         error(&with_base("colour = \"blue\"\n")),
@@ -503,6 +504,26 @@ fn switch_numbers_in_range() {
             "topo.toml:4:11: switch: fdb_max must be at least 1, not 0",
             "topo.toml:5:13: switch: storm_pps must be 0 to 10000000, not -5",
         ]
+    );
+}
+
+#[test]
+fn control_group_is_resolved_on_this_host() {
+    let c = ok("[switch]\ncontrol_group = \"root\"\n");
+    assert_eq!(
+        c.switch.control_group,
+        Some(ControlGroup {
+            name: "root".into(),
+            gid: 0
+        })
+    );
+    assert_eq!(
+        errors("[switch]\nname = \"x\"\ncontrol_group = \"vswitch-no-such-group\"\n"),
+        ["topo.toml:3:17: switch: control_group \"vswitch-no-such-group\" is not a group on this host"]
+    );
+    assert_eq!(
+        errors("[switch]\ncontrol_group = \"a\\u0000b\"\n"),
+        ["topo.toml:2:17: switch: control_group \"a\\0b\": cannot look it up: NUL in group name"]
     );
 }
 

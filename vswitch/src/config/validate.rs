@@ -20,9 +20,9 @@ use toml::Spanned;
 use super::error::Errors;
 use super::raw::{self, OneOrMany};
 use super::{
-    Config, ConfigErrors, Driver, Expect, Ipv4Net, IpvlanMode, Network, Port, PortKind, Publish,
-    PublishProtocol, RulesSource, Source, StaticFdb, SwitchConfig, TunnelKey, Uplink, Verdict,
-    VXLAN_PORT,
+    Config, ConfigErrors, ControlGroup, Driver, Expect, Ipv4Net, IpvlanMode, Network, Port,
+    PortKind, Publish, PublishProtocol, RulesSource, Source, StaticFdb, SwitchConfig, TunnelKey,
+    Uplink, Verdict, VXLAN_PORT,
 };
 use crate::ipam::{Ipam, IpamError};
 
@@ -263,7 +263,36 @@ fn switch(e: &mut Errors, raw: Option<&S<raw::Switch>>) -> SwitchConfig {
     if let Some(v) = &raw.storm_pps {
         out.storm_pps = int(e, v, STORM_PPS, "switch: storm_pps").unwrap_or(out.storm_pps);
     }
+    if let Some(v) = &raw.control_group {
+        out.control_group = control_group(e, v);
+    }
     out
+}
+
+/// Resolves `control_group` on this host, so a typo fails `check`, not a
+/// running switch.
+fn control_group(e: &mut Errors, v: &S<String>) -> Option<ControlGroup> {
+    let name = v.get_ref();
+    match crate::io::group::gid(name) {
+        Ok(Some(gid)) => Some(ControlGroup {
+            name: name.clone(),
+            gid,
+        }),
+        Ok(None) => {
+            e.at(
+                span(v),
+                format!("switch: control_group {name:?} is not a group on this host"),
+            );
+            None
+        }
+        Err(err) => {
+            e.at(
+                span(v),
+                format!("switch: control_group {name:?}: cannot look it up: {err}"),
+            );
+            None
+        }
+    }
 }
 
 /// Broadcast and multicast frames per second a port may send; 0 is no limit.

@@ -1,9 +1,9 @@
-//! The control socket `/run/vswitch/<name>.sock` (mode 0600): the server side
-//! served from the poll loop, and the client the CLI uses. One request line
-//! per connection; the answer is `ok` or `error: ...` on the first line, then
-//! the body, then the server closes. A capture request is the exception:
-//! after `ok` the connection carries the pcap stream until either side
-//! closes it.
+//! The control socket `/run/vswitch/<name>.sock` (mode 0600, or 0660 for
+//! `[switch] control_group`): the server side served from the poll loop,
+//! and the client the CLI uses. One request line per connection; the
+//! answer is `ok` or `error: ...` on the first line, then the body, then
+//! the server closes. A capture request is the exception: after `ok` the
+//! connection carries the pcap stream until either side closes it.
 
 use std::fs;
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -13,7 +13,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::config;
+use crate::config::{self, ControlGroup, SwitchConfig};
 use crate::control::{self, MAX_REQUEST};
 use crate::live_capture::LiveCaptures;
 use crate::stats::IoStats;
@@ -36,9 +36,21 @@ pub struct ControlServer {
 }
 
 impl ControlServer {
-    /// Binds the switch's socket. A stale file from a crashed run is
-    /// replaced: the state file already proved no live switch owns it.
+    /// Binds the socket of switch `name`, root's alone (0600).
     pub fn bind(name: &str) -> io::Result<ControlServer> {
+        Self::bind_shared(name, None)
+    }
+
+    /// Binds the socket `[switch]` names, shared with its `control_group`
+    /// when it has one.
+    pub fn bind_config(switch: &SwitchConfig) -> io::Result<ControlServer> {
+        Self::bind_shared(&switch.name, switch.control_group.as_ref())
+    }
+
+    /// Binds the switch's socket, 0600, or 0660 owned by `group`. A stale
+    /// file from a crashed run is replaced: the state file already proved
+    /// no live switch owns it.
+    fn bind_shared(name: &str, group: Option<&ControlGroup>) -> io::Result<ControlServer> {
         let path = socket_path(name);
         let _ = fs::remove_file(&path);
         // Created 0600 rather than changed to it, so no one can connect in
@@ -49,9 +61,18 @@ impl ControlServer {
         // SAFETY: as above.
         unsafe { libc::umask(old) };
         let listener = bound?;
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o600))?;
-        listener.set_nonblocking(true)?;
-        Ok(ControlServer { listener, path })
+        let server = ControlServer { listener, path };
+        let mode = match group {
+            // The group first, then its bits: never open to the wrong group.
+            Some(g) => {
+                std::os::unix::fs::chown(&server.path, None, Some(g.gid))?;
+                0o660
+            }
+            None => 0o600,
+        };
+        fs::set_permissions(&server.path, fs::Permissions::from_mode(mode))?;
+        server.listener.set_nonblocking(true)?;
+        Ok(server)
     }
 
     pub fn fd(&self) -> RawFd {

@@ -4,6 +4,7 @@
 pub mod afpacket;
 pub mod control;
 pub mod datapath;
+pub mod group;
 pub mod lab;
 pub mod metrics;
 pub mod netns;
