@@ -102,6 +102,13 @@ fn drops(name: &str, port: &str, reason: &str) -> u64 {
     p["drops"][reason].as_u64().unwrap_or(0)
 }
 
+/// The connection table's counters, as `vswitch stats --json` shows them.
+fn conntrack_stats(name: &str) -> serde_json::Value {
+    let stats: serde_json::Value =
+        serde_json::from_str(&vswitch(&["stats", "--name", name, "--json"])).expect("json");
+    stats["conntrack"].clone()
+}
+
 fn web() -> (MacAddr, std::net::Ipv4Addr) {
     (mac("02:42:0a:3f:00:02"), "10.63.0.2".parse().unwrap())
 }
@@ -208,14 +215,26 @@ fn floods_stop_at_the_table_limits_and_a_live_connection_goes_on() {
         })
         .collect();
     let flooder = std::thread::spawn(move || send_raw(&open_ns, syns));
-    e2e::transfer(
-        &format!("{name}-web"),
-        &format!("{name}-db"),
-        "10.63.0.3",
-        7001,
-        32 << 20,
-    );
+    let transfer = std::thread::spawn(move || {
+        e2e::transfer(
+            &format!("{name}-web"),
+            &format!("{name}-db"),
+            "10.63.0.3",
+            7001,
+            32 << 20,
+        )
+    });
     flooder.join().expect("flooder");
+    // Right after the flood the table is at its limit, and early drop
+    // evicted unassured entries so that no SYN was refused for room.
+    let ct = conntrack_stats(name);
+    assert_eq!(ct["max"], 1000, "{ct}");
+    assert_eq!(ct["entries"], 1000, "{ct}");
+    assert!(ct["early_drop"].as_u64() > Some(0), "{ct}");
+    assert_eq!(ct["full"], 0, "{ct}");
+    transfer
+        .join()
+        .expect("the transfer completes during the flood");
     let tracked = vswitch(&["conntrack", "--name", name]).lines().count();
     assert!(tracked <= 1000, "{tracked} connections tracked");
     assert!(e2e::ping(&format!("{name}-web"), "10.63.0.3", &[]), "after");

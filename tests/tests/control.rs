@@ -74,8 +74,17 @@ fn stats_listing() {
     assert_eq!(a["drops"]["malformed"], 1);
     assert_eq!(v["ports"][1]["tx_packets"], 1);
     assert_eq!(v["io"]["tx_errors"], 2);
+    let ct = &v["conntrack"];
+    assert_eq!(
+        (&ct["entries"], &ct["max"], &ct["early_drop"], &ct["full"]),
+        (&1.into(), &262_144.into(), &0.into(), &0.into())
+    );
     let text = respond(&mut h.switch, &io, h.now, "stats").unwrap();
     assert!(text.contains("  drops: malformed=1\n"), "{text}");
+    assert!(
+        text.ends_with("conntrack: entries=1 max=262144 early_drop=0 full=0\n"),
+        "{text}"
+    );
 }
 
 #[test]

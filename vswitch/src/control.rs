@@ -191,8 +191,11 @@ fn fdb(switch: &Switch, now: Timestamp, json: bool) -> String {
     s
 }
 
-/// Per-port counters and drops by reason.
+/// Per-port counters and drops by reason; the connection table's size,
+/// limit, entries evicted to make room (`early_drop`) and connections
+/// refused because nothing could be (`full`).
 fn stats(switch: &Switch, io: &IoStats, json: bool) -> String {
+    let ct = switch.firewall().conntrack();
     if json {
         let ports: Vec<_> = switch
             .ports()
@@ -207,8 +210,9 @@ fn stats(switch: &Switch, io: &IoStats, json: bool) -> String {
                        "tx_packets": p.stats.tx_packets, "tx_bytes": p.stats.tx_bytes, "drops": drops})
             })
             .collect();
-        let v =
-            json!({"ports": ports, "io": {"rx_errors": io.rx_errors, "tx_errors": io.tx_errors}});
+        let v = json!({"ports": ports, "io": {"rx_errors": io.rx_errors, "tx_errors": io.tx_errors},
+                       "conntrack": {"entries": ct.len(), "max": ct.config().max_entries,
+                                     "early_drop": ct.stats().early_drop, "full": ct.stats().drop}});
         return format!("{v}\n");
     }
     let mut s = format!(
@@ -236,6 +240,14 @@ fn stats(switch: &Switch, io: &IoStats, json: bool) -> String {
         s,
         "io: rx_errors={} tx_errors={}",
         io.rx_errors, io.tx_errors
+    );
+    let _ = writeln!(
+        s,
+        "conntrack: entries={} max={} early_drop={} full={}",
+        ct.len(),
+        ct.config().max_entries,
+        ct.stats().early_drop,
+        ct.stats().drop
     );
     s
 }
