@@ -3,8 +3,10 @@
 
 use std::net::UdpSocket;
 use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
+use vswitch::io::privileges::{self, DATAPATH_CAPS};
 use vswitch_tests::e2e::{self, Running};
 
 const BIN: &str = env!("CARGO_BIN_EXE_vswitch");
@@ -209,6 +211,70 @@ fn teardown_and_restart_after_a_crash_leave_nothing_behind() {
         links_after.len(),
         "{links_before:?} vs {links_after:?}"
     );
+}
+
+#[test]
+fn a_crashed_datapath_stops_the_switch_and_the_lab_is_removed() {
+    if e2e::skip("a_crashed_datapath_stops_the_switch_and_the_lab_is_removed") {
+        return;
+    }
+    let _g = e2e::serial();
+    let name = "vse2e-segv";
+    let ns = namespaces(name);
+    let sw = start(name);
+    let parent = sw.pid().expect("running");
+    assert!(e2e::ping(&ns[0], "10.61.0.3", &[]), "forwarding before");
+    // The datapath is the child confined to its two capabilities.
+    let want = DATAPATH_CAPS.iter().fold(0u64, |w, &c| w | 1 << c);
+    let children = std::fs::read_to_string(format!("/proc/{parent}/task/{parent}/children"))
+        .expect("children");
+    let datapath = children
+        .split_whitespace()
+        .filter_map(|c| c.parse::<u32>().ok())
+        .find(|&c| privileges::caps_of(c).is_ok_and(|(eff, _, _)| eff == want))
+        .expect("a datapath child");
+    // A crash, as a bad pointer would cause, without leaving a core file.
+    // Rust's runtime catches SIGSEGV to tell a stack overflow from other
+    // faults: on any other it restores the default action and returns, so
+    // that the faulting access repeats and kills. A sent signal does not
+    // repeat, so the second one, once the handler is gone, is the fatal one.
+    let pid = datapath.to_string();
+    e2e::run_ok(Command::new("prlimit").args(["--pid", &pid, "--core=0:0"]));
+    e2e::run_ok(Command::new("kill").args(["-SEGV", &pid]));
+    let start = std::time::Instant::now();
+    while catches_segv(datapath) {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "SIGSEGV still caught"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    e2e::run_ok(Command::new("kill").args(["-SEGV", &pid]));
+
+    let stderr = sw.stderr.clone();
+    let status = sw.wait();
+    let log = std::fs::read_to_string(&stderr).expect("stderr");
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(
+        log.contains("vswitch: the datapath was killed by signal 11; the lab is removed"),
+        "{log}"
+    );
+    let left = e2e::netns_list();
+    for n in &ns {
+        assert!(!left.contains(n), "namespace {n} left behind");
+    }
+    assert!(!Path::new(&format!("/run/vswitch/{name}.sock")).exists());
+    assert!(!Path::new(&format!("/run/vswitch/{name}.state")).exists());
+}
+
+/// Whether process `pid` has a handler for SIGSEGV (signal 11).
+fn catches_segv(pid: u32) -> bool {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigCgt:"))
+        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        .is_some_and(|mask| mask & 1 << (11 - 1) != 0)
 }
 
 #[test]

@@ -138,6 +138,13 @@ impl Running {
         wait_timeout(&mut child, Duration::from_secs(20))
     }
 
+    /// Waits for the switch to exit by itself (20 s at most, then kills
+    /// it) and returns its status.
+    pub fn wait(mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        wait_timeout(&mut child, Duration::from_secs(20))
+    }
+
     /// SIGKILL: the switch gets no chance to clean up.
     pub fn kill(mut self) {
         self.signal("-KILL");
