@@ -62,7 +62,7 @@ pub fn run(path: &Path, metrics: Option<SocketAddr>) -> ExitCode {
         Ok(l) => l,
         Err(e) => return fail(&e.to_string()),
     };
-    let control = match ControlServer::bind(&cfg.switch.name) {
+    let control = match ControlServer::bind(&cfg.switch) {
         Ok(c) => c,
         Err(e) => return fail(&format!("cannot create the control socket: {e}")),
     };

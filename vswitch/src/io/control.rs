@@ -13,7 +13,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::config::{self, ControlGroup, SwitchConfig};
+use crate::config::{self, SwitchConfig};
 use crate::control::{self, MAX_REQUEST};
 use crate::live_capture::LiveCaptures;
 use crate::stats::IoStats;
@@ -36,22 +36,12 @@ pub struct ControlServer {
 }
 
 impl ControlServer {
-    /// Binds the socket of switch `name`, root's alone (0600).
-    pub fn bind(name: &str) -> io::Result<ControlServer> {
-        Self::bind_shared(name, None)
-    }
-
-    /// Binds the socket `[switch]` names, shared with its `control_group`
-    /// when it has one.
-    pub fn bind_config(switch: &SwitchConfig) -> io::Result<ControlServer> {
-        Self::bind_shared(&switch.name, switch.control_group.as_ref())
-    }
-
-    /// Binds the switch's socket, 0600, or 0660 owned by `group`. A stale
-    /// file from a crashed run is replaced: the state file already proved
-    /// no live switch owns it.
-    fn bind_shared(name: &str, group: Option<&ControlGroup>) -> io::Result<ControlServer> {
-        let path = socket_path(name);
+    /// Binds the socket `[switch]` names: 0600, or 0660 owned by its
+    /// `control_group`. A stale file from a crashed run is replaced: the
+    /// state file already proved no live switch owns it.
+    pub fn bind(switch: &SwitchConfig) -> io::Result<ControlServer> {
+        let group = switch.control_group.as_ref();
+        let path = socket_path(&switch.name);
         let _ = fs::remove_file(&path);
         // Created 0600 rather than changed to it, so no one can connect in
         // between. The umask is the process's; setup runs on one thread.
