@@ -17,9 +17,8 @@ pub fn gid(name: &str) -> io::Result<Option<libc::gid_t>> {
         // SAFETY: an all-zero `struct group` is valid (null pointers, gid 0).
         let mut grp: libc::group = unsafe { std::mem::zeroed() };
         let mut found: *mut libc::group = std::ptr::null_mut();
-        // SAFETY: cname is NUL-terminated; grp, buf (of the length passed)
-        // and found are live and writable for the call. Only gr_gid is read
-        // afterwards, which needs nothing from buf.
+        // Only gr_gid is read afterwards, which needs nothing from buf.
+        // SAFETY: cname ends in NUL; grp, buf (its length passed) and found live through the call.
         let rc = unsafe {
             libc::getgrnam_r(
                 cname.as_ptr(),
