@@ -111,6 +111,9 @@ impl Recorder {
 }
 
 impl Trace for Recorder {
+    // The rules an index skips fail on an address, which a flow keeps.
+    const SEES_EVERY_RULE: bool = false;
+
     fn rule(
         &mut self,
         table: Table,

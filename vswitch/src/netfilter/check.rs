@@ -2,10 +2,12 @@
 //! indices, then what the kernel refuses at load refused here too: jump
 //! loops, jumps nested deeper than evaluation's fixed stack, and targets or
 //! matches reached from hooks they are not valid in (a user chain inherits
-//! the hooks of every built-in chain that reaches it).
+//! the hooks of every built-in chain that reaches it). A table that passes
+//! gets its long chains indexed.
 
 use std::collections::HashMap;
 
+use super::index::RuleIndex;
 use super::targets::{Target, TARGETS};
 use super::types::did_you_mean;
 use super::{Hook, RuleError, TableRules};
@@ -165,6 +167,11 @@ pub(crate) fn finalize(t: &mut TableRules) -> Vec<RuleError> {
                     errors.push(r.pos.error(format!("{msg} ({how})")));
                 }
             }
+        }
+    }
+    if errors.is_empty() {
+        for c in &mut t.chains {
+            c.index = RuleIndex::build(&c.rules);
         }
     }
     errors

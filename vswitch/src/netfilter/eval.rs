@@ -1,7 +1,8 @@
 //! Walking a packet through a table's chains at one hook.
 //!
 //! Linear, as the kernel's x_tables: each rule's matches are tested in
-//! order, the first failing one ends the rule. Jumps push a return frame
+//! order, the first failing one ends the rule; a long chain's index skips
+//! the rules whose address test fails, unless the tracer watches them all. Jumps push a return frame
 //! onto a fixed array (depth bounded at load), gotos do not, so a RETURN or
 //! the end of a chain entered by goto resumes in the caller's caller. No
 //! allocation unless a tracer formats rules or a LOG target fires.
@@ -50,6 +51,11 @@ impl Ruleset {
         let (mut ci, mut ri) = (start, 0);
         loop {
             let chain = &mut chains[ci];
+            if !T::SEES_EVERY_RULE {
+                if let Some(index) = &chain.index {
+                    ri = index.next(pkt, ri).unwrap_or(chain.rules.len());
+                }
+            }
             let Some(rule) = chain.rules.get_mut(ri) else {
                 // Fell off the end: back to the caller, or the policy.
                 if sp == 0 {

@@ -18,6 +18,7 @@
 
 mod check;
 mod eval;
+mod index;
 mod layer;
 mod lex;
 mod log;
@@ -476,6 +477,8 @@ pub(crate) struct Chain {
     /// the text that declared a built-in chain).
     pub declared: bool,
     pub rules: Vec<Rule>,
+    /// Built when the table is finalized, for long chains.
+    pub index: Option<index::RuleIndex>,
 }
 
 impl PartialEq for Chain {
@@ -496,6 +499,7 @@ impl Chain {
             counters: Counters::default(),
             declared: false,
             rules: Vec::new(),
+            index: None,
         }
     }
 
@@ -507,6 +511,7 @@ impl Chain {
             counters: Counters::default(),
             declared: true,
             rules: Vec::new(),
+            index: None,
         }
     }
 }

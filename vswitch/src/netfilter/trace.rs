@@ -9,6 +9,11 @@ use super::{NatAction, Outcome, RejectWith, Table};
 /// Steps of one evaluation. Every method has an empty default, so a
 /// recorder implements only what it shows.
 pub trait Trace {
+    /// Whether `rule` must hear of every rule in a chain. When not, a
+    /// chain's index lets evaluation skip rules whose address test cannot
+    /// hold for the packet; what the walk decides and counts is the same.
+    const SEES_EVERY_RULE: bool = true;
+
     /// Evaluation of `table` starts at built-in chain `chain`.
     fn enter(&mut self, _table: Table, _chain: &str) {}
     /// Rule `index` (1-based, as `iptables -L --line-numbers`) of `chain`
@@ -38,12 +43,16 @@ pub trait Trace {
 /// The tracer of the datapath: records nothing.
 pub struct NoTrace;
 
-impl Trace for NoTrace {}
+impl Trace for NoTrace {
+    const SEES_EVERY_RULE: bool = false;
+}
 
 /// Two tracers fed the same steps (a recorder and a journal).
 pub struct Both<'a, A, B>(pub &'a mut A, pub &'a mut B);
 
 impl<A: Trace, B: Trace> Trace for Both<'_, A, B> {
+    const SEES_EVERY_RULE: bool = A::SEES_EVERY_RULE || B::SEES_EVERY_RULE;
+
     fn enter(&mut self, table: Table, chain: &str) {
         self.0.enter(table, chain);
         self.1.enter(table, chain);
