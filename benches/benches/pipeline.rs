@@ -9,7 +9,10 @@ use std::hint::black_box;
 use std::net::Ipv4Addr;
 use std::path::Path;
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::measurement::WallTime;
+use criterion::{
+    criterion_group, criterion_main, BatchSize, BenchmarkGroup, Criterion, Throughput,
+};
 use packet::MacAddr;
 use vswitch::{config, Output, Switch, Timestamp};
 use vswitch_tests::frames::udp;
@@ -34,14 +37,21 @@ kind = "tap"
 ip = "10.0.0.3"
 "#;
 
+/// The ports' hosts, with the MACs Docker derives from their addresses.
+const HOST_A: (MacAddr, Ipv4Addr) = (
+    MacAddr([0x02, 0x42, 10, 0, 0, 2]),
+    Ipv4Addr::new(10, 0, 0, 2),
+);
+const HOST_B: (MacAddr, Ipv4Addr) = (
+    MacAddr([0x02, 0x42, 10, 0, 0, 3]),
+    Ipv4Addr::new(10, 0, 0, 3),
+);
+
 fn known_mac(c: &mut Criterion) {
     let cfg = config::parse(TOPO, Path::new("bench.toml")).expect("bench topology");
     let mut sw = Switch::new(&cfg).expect("bench rules");
     let (a, b) = (sw.port_id("a").expect("a"), sw.port_id("b").expect("b"));
-    let ma = MacAddr::from_ipv4(Ipv4Addr::new(10, 0, 0, 2));
-    let mb = MacAddr::from_ipv4(Ipv4Addr::new(10, 0, 0, 3));
-    let ia = Ipv4Addr::new(10, 0, 0, 2);
-    let ib = Ipv4Addr::new(10, 0, 0, 3);
+    let ((ma, ia), (mb, ib)) = (HOST_A, HOST_B);
     let mut out = Output::new();
     let now = Timestamp::from_secs(1);
     // Teach the switch both MACs.
@@ -64,8 +74,9 @@ fn known_mac(c: &mut Criterion) {
 }
 
 /// The topology with a user FORWARD chain of `n` rules that never match
-/// (sources from TEST-NET-2) ahead of `last`.
-fn with_rules(n: usize, last: &str) -> Switch {
+/// (sources from TEST-NET-2) ahead of `last`, and `switch` as its
+/// `[switch]` section.
+fn with_rules(n: usize, last: &str, switch: &str) -> Switch {
     let mut rules = String::from("*filter\n:FORWARD DROP [0:0]\n");
     for i in 0..n {
         rules.push_str(&format!(
@@ -76,42 +87,57 @@ fn with_rules(n: usize, last: &str) -> Switch {
     }
     rules.push_str(last);
     rules.push_str("\nCOMMIT\n");
-    let topo = format!("{TOPO}\n[rules]\ntext = \"\"\"\n{rules}\"\"\"\n");
+    let topo = format!("[switch]\n{switch}\n{TOPO}\n[rules]\ntext = \"\"\"\n{rules}\"\"\"\n");
     let cfg = config::parse(&topo, Path::new("bench.toml")).expect("bench topology");
     Switch::new(&cfg).expect("bench rules")
 }
 
+/// New connections between hosts the switch knows: fresh ports each time,
+/// so conntrack starts an entry and FORWARD runs to its last rule. After
+/// the warm-up the table is full and each new entry evicts an unreplied
+/// one, as under a high connection rate. Building the frame is not timed.
+fn new_connections(g: &mut BenchmarkGroup<WallTime>, name: String, mut sw: Switch) {
+    let ((ma, ia), (mb, ib)) = (HOST_A, HOST_B);
+    let (a, b) = (sw.port_id("a").expect("a"), sw.port_id("b").expect("b"));
+    let now = Timestamp::from_secs(1);
+    let mut out = Output::new();
+    let mut hello = udp((mb, ib, 53), (ma, ia, 53), &[0; 18]);
+    sw.process(now, b, &mut hello, &mut out);
+    let mut conn = 0u32;
+    g.bench_function(name, |bench| {
+        bench.iter_batched_ref(
+            || {
+                conn = conn.wrapping_add(1);
+                let (sport, dport) = (1024 + (conn % 60_000) as u16, 1 + (conn / 60_000) as u16);
+                udp((ma, ia, sport), (mb, ib, dport), &[0; 18])
+            },
+            |f| {
+                out.clear();
+                black_box(sw.process(now, a, f, &mut out));
+            },
+            BatchSize::SmallInput,
+        )
+    });
+}
+
 fn rules(c: &mut Criterion) {
-    let (ma, ia) = (
-        MacAddr::from_ipv4(Ipv4Addr::new(10, 0, 0, 2)),
-        Ipv4Addr::new(10, 0, 0, 2),
-    );
-    let (mb, ib) = (
-        MacAddr::from_ipv4(Ipv4Addr::new(10, 0, 0, 3)),
-        Ipv4Addr::new(10, 0, 0, 3),
-    );
+    let ((ma, ia), (mb, ib)) = (HOST_A, HOST_B);
     let now = Timestamp::from_secs(1);
     let mut out = Output::new();
     let mut g = c.benchmark_group("rules");
     g.throughput(Throughput::Elements(1));
+    let accept_udp = "-A FORWARD -p udp -j ACCEPT";
     for n in [10, 1_000, 10_000] {
-        // New connections: a fresh source port each time, so conntrack
-        // starts an entry and FORWARD runs to its last rule.
-        let mut sw = with_rules(n, "-A FORWARD -p udp -j ACCEPT");
-        let a = sw.port_id("a").expect("a");
-        let mut port = 0u16;
-        g.bench_function(format!("new_connection/{n}"), |bench| {
-            bench.iter(|| {
-                port = port.wrapping_add(1);
-                let mut f = udp((ma, ia, port), (mb, ib, 53), &[0; 18]);
-                out.clear();
-                black_box(sw.process(now, a, &mut f, &mut out));
-            })
-        });
+        // The default table (262,144 entries) outgrows the CPU's caches.
+        new_connections(
+            &mut g,
+            format!("new_connection/{n}"),
+            with_rules(n, accept_udp, ""),
+        );
 
         // An established flow: the reply direction of a tracked exchange.
         let last = "-A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n-A FORWARD -p udp -j ACCEPT";
-        let mut sw = with_rules(n, last);
+        let mut sw = with_rules(n, last, "");
         let (a, b) = (sw.port_id("a").expect("a"), sw.port_id("b").expect("b"));
         let mut first = udp((mb, ib, 2), (ma, ia, 1), &[0; 18]);
         sw.process(now, b, &mut first, &mut out);
@@ -123,6 +149,9 @@ fn rules(c: &mut Criterion) {
             })
         });
     }
+    // The same with a table small enough to stay mostly cached.
+    let small = with_rules(1_000, accept_udp, "conntrack_max = 16384");
+    new_connections(&mut g, "new_connection_16k_table/1000".into(), small);
     g.finish();
 }
 
