@@ -5,6 +5,8 @@
 #   ovs     - Open vSwitch's userspace (netdev) datapath, tap ports, userspace TSO
 #             (skipped when openvswitch-switch is not installed)
 #   vswitch - `vswitch run` with two tap ports on one bridge network
+#   vswitch-bp - the same with `busy_poll_us` (BUSY_POLL_US, default 10000):
+#             the datapath polls instead of sleeping while frames keep coming
 # and measures, for each, single-stream TCP (iperf3), delivered 64-byte UDP
 # frames per second (iperf3 -l 18) and the ping round trip. Then it prints
 # vswitch's ratios against the others, which are what the targets are set in:
@@ -12,12 +14,13 @@
 #
 #   sudo scripts/bench.sh                 # all three, 5 s per test
 #   sudo T=10 RULES=1000 scripts/bench.sh vswitch
+#   sudo scripts/bench.sh linux vswitch vswitch-bp
 #
 # Needs root, iproute2, iperf3, iputils-ping, python3 (for iperf3's JSON);
 # builds target/release/vswitch first unless VSWITCH names a binary.
 # Env: T seconds per test (5); RULES extra non-matching FORWARD rules after an
 # ESTABLISHED accept in vswitch's ruleset (0); VSWITCH binary; OUT file that
-# the table is appended to.
+# the table is appended to; BUSY_POLL_US for vswitch-bp (10000).
 set -u
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "bench.sh: needs root (network namespaces)" >&2; exit 2; }
@@ -91,10 +94,11 @@ run_ovs() {
   reset_netns; kill $(cat $D/vswitchd.pid) $(cat $D/db.pid) 2>/dev/null; sleep 0.5
 }
 
-vswitch_topology() {
+vswitch_topology() { # $1: busy_poll_us
   cat <<EOF
 [switch]
 name = "bench"
+busy_poll_us = $1
 
 [[network]]
 name = "n"
@@ -116,34 +120,35 @@ EOF
   printf 'COMMIT\n"""\n'
 }
 
-run_vswitch() {
+run_vswitch() { # $1: label, $2: busy_poll_us
+  local label=${1:-vswitch}
   reset_netns
-  vswitch_topology >$W/topo.toml
+  vswitch_topology "${2:-0}" >$W/topo.toml
   "$VSWITCH" run --config $W/topo.toml >$W/vswitch.out 2>$W/vswitch.err &
   local pid=$!
   for _ in $(seq 1 100); do grep -q '^ready' $W/vswitch.out 2>/dev/null && break; sleep 0.1; done
   if grep -q '^ready' $W/vswitch.out; then
-    measure vswitch
+    measure "$label"
   else
     echo "vswitch: never printed ready:" >&2; tail -5 $W/vswitch.err >&2
   fi
   kill -TERM $pid 2>/dev/null; wait $pid; reset_netns
 }
 
+run_vswitch-bp() { run_vswitch vswitch-bp "${BUSY_POLL_US:-10000}"; }
+
 for s in $SYSTEMS; do
-  case $s in linux|ovs|vswitch) run_$s ;; *) echo "bench.sh: unknown system $s" >&2; exit 2 ;; esac
+  case $s in linux|ovs|vswitch|vswitch-bp) run_$s ;; *) echo "bench.sh: unknown system $s" >&2; exit 2 ;; esac
 done
 
 {
   printf '%-8s %9s %11s %8s\n' system tcp_gbps udp64_kpps rtt_us
   while read -r name tcp udp rtt; do printf '%-8s %9s %11s %8s\n' "$name" "$tcp" "$udp" "$rtt"; done <$W/rows
-  # vswitch against each other system measured in this run.
+  # each vswitch row against each other system measured in this run.
   awk '{v[$1]=$0} END {
-    if (!("vswitch" in v)) exit
-    split(v["vswitch"], s, " ")
-    for (o in v) if (o != "vswitch") {
-      split(v[o], x, " ")
-      r = "vswitch/" o
+    for (m in v) if (m ~ /^vswitch/) for (o in v) if (o !~ /^vswitch/) {
+      split(v[m], s, " "); split(v[o], x, " ")
+      r = m "/" o
       tcp = (x[2] > 0 && s[2] > 0) ? sprintf("%.2f", s[2] / x[2]) : "-"
       udp = (x[3] > 0 && s[3] > 0) ? sprintf("%.2f", s[3] / x[3]) : "-"
       rtt = (x[4] > 0 && s[4] > 0) ? sprintf("%.2f", s[4] / x[4]) : "-"

@@ -11,12 +11,14 @@ use vswitch_tests::e2e::{self, Running};
 const BIN: &str = env!("CARGO_BIN_EXE_vswitch");
 const LEN: usize = 20 * 1024 * 1024;
 
-/// A switch with network 10.63.0.0/24 on VLAN 100 and the given ports.
+/// A switch with network 10.63.0.0/24 on VLAN 100 and the given ports. Its
+/// datapath busy-polls, so these transfers also cover the polling loop.
 fn topo(name: &str, gateway: &str, ports: &str) -> String {
     format!(
         r#"
 [switch]
 name = "{name}"
+busy_poll_us = 2000
 
 [[network]]
 name = "front"

@@ -75,6 +75,9 @@ pub struct SwitchConfig {
     /// Key `control_group`: the group the control socket is shared with
     /// (mode 0660); `None`: the socket is root's alone (0600).
     pub control_group: Option<ControlGroup>,
+    /// Key `busy_poll_us`: microseconds the datapath keeps polling after
+    /// its last frame before it sleeps; 0 sleeps at once.
+    pub busy_poll_us: u32,
 }
 
 /// A Unix group, resolved when the config is read.
@@ -97,6 +100,7 @@ impl Default for SwitchConfig {
             // Far above what ARP, DHCP and discovery need, far below a storm.
             storm_pps: 1000,
             control_group: None,
+            busy_poll_us: 0,
         }
     }
 }

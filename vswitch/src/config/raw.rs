@@ -39,6 +39,7 @@ pub(crate) struct Switch {
     pub conntrack_max: Option<S<i64>>,
     pub storm_pps: Option<S<i64>>,
     pub control_group: Option<S<String>>,
+    pub busy_poll_us: Option<S<i64>>,
 }
 
 #[derive(Deserialize, Debug)]

@@ -139,6 +139,7 @@ fn contract_example() {
             conntrack_max: 262_144,
             storm_pps: 1000,
             control_group: None,
+            busy_poll_us: 0,
         }
     );
 
@@ -441,7 +442,7 @@ fn toml_syntax_error() {
 fn unknown_key() {
     assert_eq!(
         error("[switch]\nname = \"x\"\nbogus = 2\n"),
-        "topo.toml:3:1: unknown field `bogus`, expected one of `name`, `threads`, `fdb_aging`, `fdb_max`, `conntrack_max`, `storm_pps`, `control_group`"
+        "topo.toml:3:1: unknown field `bogus`, expected one of `name`, `threads`, `fdb_aging`, `fdb_max`, `conntrack_max`, `storm_pps`, `control_group`, `busy_poll_us`"
     );
     assert_eq!(
         error(&with_base("colour = \"blue\"\n")),
@@ -497,13 +498,18 @@ fn switch_name_must_be_a_safe_file_name() {
 #[test]
 fn switch_numbers_in_range() {
     assert_eq!(
-        errors("[switch]\nthreads = 0\nfdb_aging = -1\nfdb_max = 0\nstorm_pps = -5\n"),
+        errors("[switch]\nthreads = 0\nfdb_aging = -1\nfdb_max = 0\nstorm_pps = -5\nbusy_poll_us = 1000001\n"),
         [
             "topo.toml:2:11: switch: threads must be 1 to 64, not 0",
             "topo.toml:3:13: switch: fdb_aging must be at least 0, not -1",
             "topo.toml:4:11: switch: fdb_max must be at least 1, not 0",
             "topo.toml:5:13: switch: storm_pps must be 0 to 10000000, not -5",
+            "topo.toml:6:16: switch: busy_poll_us must be 0 to 1000000, not 1000001",
         ]
+    );
+    assert_eq!(
+        ok("[switch]\nbusy_poll_us = 20000\n").switch.busy_poll_us,
+        20_000
     );
 }
 

@@ -266,6 +266,9 @@ fn switch(e: &mut Errors, raw: Option<&S<raw::Switch>>) -> SwitchConfig {
     if let Some(v) = &raw.control_group {
         out.control_group = control_group(e, v);
     }
+    if let Some(v) = &raw.busy_poll_us {
+        out.busy_poll_us = int(e, v, 0..=1_000_000, "switch: busy_poll_us").unwrap_or(0);
+    }
     out
 }
 
