@@ -60,12 +60,9 @@ impl RuleIndex {
     /// filed for it to pay.
     pub(crate) fn build(rules: &[Rule]) -> Option<RuleIndex> {
         let filed_by = |f: Field| rules.iter().filter(|r| f.of_rule(r).is_some()).count();
-        let field = if filed_by(Field::Src) >= filed_by(Field::Dst) {
-            Field::Src
-        } else {
-            Field::Dst
-        };
-        if filed_by(field) < MIN_FILED {
+        let (src, dst) = (filed_by(Field::Src), filed_by(Field::Dst));
+        let field = if src >= dst { Field::Src } else { Field::Dst };
+        if src.max(dst) < MIN_FILED {
             return None;
         }
         let mut filed: HashMap<(u32, u32), Vec<u32>, RandomState> = HashMap::default();
