@@ -19,12 +19,6 @@ pub fn run(path: &Path, metrics: Option<SocketAddr>) -> ExitCode {
         Ok(c) => c,
         Err(errors) => return check::report(errors),
     };
-    if cfg.switch.threads > 1 {
-        eprintln!(
-            "vswitch: threads = {}: one datapath thread runs; more are not built yet",
-            cfg.switch.threads
-        );
-    }
     if !io::is_root() {
         eprintln!(
             "vswitch run needs root (CAP_NET_ADMIN) to create TAP devices and network namespaces"

@@ -124,14 +124,6 @@ fn mean_frame(name: &str, index: usize) -> (u64, u64) {
     )
 }
 
-/// `ethtool -k` of eth0 in `ns` lists `feature: on`.
-fn offload_on(ns: &str, feature: &str) -> bool {
-    let out = e2e::exec(ns, &["ethtool", "-k", "eth0"]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.lines()
-        .any(|l| l.trim_start().starts_with(&format!("{feature}: on")))
-}
-
 #[test]
 fn tso_super_frames_cross_between_taps_and_to_a_veth_peer() {
     if e2e::skip("tso_super_frames_cross_between_taps_and_to_a_veth_peer") {
@@ -146,15 +138,18 @@ fn tso_super_frames_cross_between_taps_and_to_a_veth_peer() {
     let (web, db, lan_ns) = (format!("{name}-web"), format!("{name}-db"), "vse2e-tso-lan");
     for ns in [&web, &db] {
         assert!(
-            offload_on(ns, "tcp-segmentation-offload"),
+            e2e::offload_on(ns, "tcp-segmentation-offload"),
             "TSO off in {ns}"
         );
-        assert!(offload_on(ns, "tx-checksumming"), "tx csum off in {ns}");
+        assert!(
+            e2e::offload_on(ns, "tx-checksumming"),
+            "tx csum off in {ns}"
+        );
     }
     e2e::transfer(&web, &db, "10.63.0.3", 5101, LEN);
     e2e::transfer(&db, &web, "10.63.0.2", 5102, LEN);
     // Through AF_PACKET both ways: the veth peer sends super-frames too.
-    assert!(offload_on(lan_ns, "tcp-segmentation-offload"));
+    assert!(e2e::offload_on(lan_ns, "tcp-segmentation-offload"));
     e2e::transfer(&web, lan_ns, "10.63.0.9", 5103, LEN);
     e2e::transfer(lan_ns, &db, "10.63.0.3", 5104, LEN);
     let (rx, tx) = mean_frame(name, 2);

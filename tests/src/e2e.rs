@@ -247,6 +247,14 @@ pub fn remove_netns(names: &[&str]) {
     }
 }
 
+/// `ethtool -k` of eth0 in `ns` lists `feature: on`.
+pub fn offload_on(ns: &str, feature: &str) -> bool {
+    let out = exec(ns, &["ethtool", "-k", "eth0"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .any(|l| l.trim_start().starts_with(&format!("{feature}: on")))
+}
+
 /// Sends `len` pseudo-random bytes from namespace `from` to `to_ip` in
 /// namespace `to` over TCP, in 64 KB writes that TSO sends as super-frames;
 /// asserts they all arrive unchanged.

@@ -65,6 +65,7 @@ fn stats_listing() {
     let io = IoStats {
         rx_errors: 0,
         tx_errors: 2,
+        thread_frames: vec![5, 7],
     };
     let json = respond(&mut h.switch, &io, h.now, "stats --json").unwrap();
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
@@ -74,6 +75,12 @@ fn stats_listing() {
     assert_eq!(a["drops"]["malformed"], 1);
     assert_eq!(v["ports"][1]["tx_packets"], 1);
     assert_eq!(v["io"]["tx_errors"], 2);
+    assert_eq!(v["io"]["thread_frames"], serde_json::json!([5, 7]));
+    let text = respond(&mut h.switch, &io, h.now, "stats").unwrap();
+    assert!(
+        text.contains("io: rx_errors=0 tx_errors=2 thread_frames=5,7\n"),
+        "{text}"
+    );
     let ct = &v["conntrack"];
     assert_eq!(
         (&ct["entries"], &ct["max"], &ct["early_drop"], &ct["full"]),
@@ -201,6 +208,7 @@ fn metrics_render_every_counter() {
     let io = IoStats {
         rx_errors: 2,
         tx_errors: 0,
+        thread_frames: vec![9, 4],
     };
     let page = vswitch::metrics::render(&h.switch, &io);
     for line in [
@@ -209,6 +217,8 @@ fn metrics_render_every_counter() {
         "vswitch_port_tx_packets_total{port=\"b\"} 1",
         "vswitch_port_drops_total{port=\"a\",reason=\"malformed\"} 1",
         "vswitch_io_errors_total{direction=\"rx\"} 2",
+        "# TYPE vswitch_datapath_frames_total counter",
+        "vswitch_datapath_frames_total{thread=\"1\"} 4",
         "vswitch_conntrack_entries 1",
     ] {
         assert!(page.lines().any(|l| l == line), "no {line:?} in\n{page}");

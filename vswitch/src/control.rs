@@ -210,7 +210,8 @@ fn stats(switch: &Switch, io: &IoStats, json: bool) -> String {
                        "tx_packets": p.stats.tx_packets, "tx_bytes": p.stats.tx_bytes, "drops": drops})
             })
             .collect();
-        let v = json!({"ports": ports, "io": {"rx_errors": io.rx_errors, "tx_errors": io.tx_errors},
+        let v = json!({"ports": ports, "io": {"rx_errors": io.rx_errors, "tx_errors": io.tx_errors,
+                             "thread_frames": io.thread_frames},
                        "conntrack": {"entries": ct.len(), "max": ct.config().max_entries,
                                      "early_drop": ct.stats().early_drop, "full": ct.stats().drop}});
         return format!("{v}\n");
@@ -236,10 +237,13 @@ fn stats(switch: &Switch, io: &IoStats, json: bool) -> String {
             let _ = writeln!(s, "  drops: {}", reasons.join(" "));
         }
     }
+    let frames: Vec<String> = io.thread_frames.iter().map(u64::to_string).collect();
     let _ = writeln!(
         s,
-        "io: rx_errors={} tx_errors={}",
-        io.rx_errors, io.tx_errors
+        "io: rx_errors={} tx_errors={} thread_frames={}",
+        io.rx_errors,
+        io.tx_errors,
+        frames.join(",")
     );
     let _ = writeln!(
         s,

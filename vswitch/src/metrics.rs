@@ -70,6 +70,18 @@ pub fn render(switch: &Switch, io: &IoStats) -> String {
     );
     header(
         &mut s,
+        "vswitch_datapath_frames_total",
+        "Frames each datapath thread received.",
+        "counter",
+    );
+    for (thread, n) in io.thread_frames.iter().enumerate() {
+        let _ = writeln!(
+            s,
+            "vswitch_datapath_frames_total{{thread=\"{thread}\"}} {n}"
+        );
+    }
+    header(
+        &mut s,
         "vswitch_conntrack_entries",
         "Tracked connections.",
         "gauge",

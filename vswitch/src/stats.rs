@@ -181,9 +181,11 @@ impl PortStats {
     }
 }
 
-/// Errors the I/O layer met on its own, outside the pipeline's counters.
-#[derive(Default, Debug, Clone, Copy, PartialEq, Eq)]
+/// Errors the I/O layer met on its own, outside the pipeline's counters,
+/// and the frames each datapath thread received.
+#[derive(Default, Debug, Clone, PartialEq, Eq)]
 pub struct IoStats {
     pub rx_errors: u64,
     pub tx_errors: u64,
+    pub thread_frames: Vec<u64>,
 }

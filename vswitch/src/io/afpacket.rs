@@ -12,6 +12,7 @@ use std::io;
 use std::mem::{size_of, zeroed};
 use std::ops::Range;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::{Mutex, PoisonError};
 
 use packet::vnet::VnetHdr;
 
@@ -25,8 +26,10 @@ const ETH_P_ALL: u16 = 0x0003;
 pub const HEADROOM: usize = 4;
 
 pub struct PacketSocket {
-    /// Declared before `fd`: unmapped before the socket closes.
-    ring: RxRing,
+    /// Declared before `fd`: unmapped before the socket closes. Locked so
+    /// that the socket can be shared by the datapath's threads; one of
+    /// them reads it.
+    ring: Mutex<RxRing>,
     fd: OwnedFd,
     name: String,
     /// Frames carry a virtio-net header.
@@ -101,7 +104,7 @@ impl PacketSocket {
             &1 as &libc::c_int,
         );
         Ok(PacketSocket {
-            ring,
+            ring: Mutex::new(ring),
             fd,
             name: ifname.to_owned(),
             vnet,
@@ -121,7 +124,8 @@ impl PacketSocket {
     /// `buf` it is and its offload state. A VLAN tag the kernel took off into
     /// metadata is put back in place, and the checksum offset moved with it.
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<(Range<usize>, VnetHdr)> {
-        self.ring.recv(self.vnet, buf)
+        let ring = self.ring.lock().unwrap_or_else(PoisonError::into_inner);
+        ring.recv(self.vnet, buf)
     }
 
     /// Writes one frame given as consecutive slices, with its offload state

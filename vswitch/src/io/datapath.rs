@@ -16,8 +16,10 @@
 use std::io;
 use std::net::SocketAddrV4;
 use std::ops::Range;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use mio::unix::SourceFd;
@@ -36,6 +38,7 @@ use super::afpacket::HEADROOM;
 use super::control::{ControlServer, Served};
 use super::lab::{Device, Lab};
 use super::metrics::MetricsServer;
+use super::sys::cvt;
 
 /// Frames taken from one descriptor before the others get a turn.
 const BUDGET: usize = 64;
@@ -47,6 +50,7 @@ const TICK: Duration = Duration::from_secs(1);
 const STOP: Token = Token(usize::MAX - 1);
 const CONTROL: Token = Token(usize::MAX - 2);
 const METRICS: Token = Token(usize::MAX - 3);
+const BELL: Token = Token(usize::MAX - 4);
 const CAPTURES: usize = usize::MAX / 2;
 
 /// Wall-clock time for capture records, which tcpdump shows as dates.
@@ -66,15 +70,17 @@ struct Received {
 }
 
 impl Device {
-    fn fd(&self) -> RawFd {
+    /// The descriptor queue `q` is read from: a TAP's own queue; the other
+    /// devices have one, read by thread 0.
+    fn fd(&self, q: usize) -> Option<RawFd> {
         match self {
-            Device::Tap(t) => t.as_raw_fd(),
-            Device::Packet(p) => p.as_raw_fd(),
-            Device::Vxlan(v) => v.fd(),
+            Device::Tap(t) => t.queue_fd(q),
+            Device::Packet(p) => (q == 0).then(|| p.as_raw_fd()),
+            Device::Vxlan(v) => (q == 0).then(|| v.fd()),
         }
     }
 
-    fn recv(&self, buf: &mut [u8]) -> io::Result<Received> {
+    fn recv(&self, q: usize, buf: &mut [u8]) -> io::Result<Received> {
         let frame = |(range, hdr)| Received {
             range,
             hdr,
@@ -82,7 +88,7 @@ impl Device {
         };
         match self {
             Device::Tap(t) => t
-                .recv(&mut buf[HEADROOM..])
+                .recv(q, &mut buf[HEADROOM..])
                 .map(|(n, hdr)| frame((HEADROOM..HEADROOM + n, hdr))),
             Device::Packet(p) => p.recv(buf).map(frame),
             Device::Vxlan(v) => v.recv(buf).map(|(n, from)| Received {
@@ -102,10 +108,17 @@ impl Device {
         }
     }
 
-    /// Sends one frame; a vxlan port's goes to the VTEP `to`.
-    fn send(&self, hdr: &VnetHdr, parts: &[&[u8]], to: Option<TunnelDst>) -> io::Result<usize> {
+    /// Sends one frame (on a TAP, through queue `q`); a vxlan port's goes
+    /// to the VTEP `to`.
+    fn send(
+        &self,
+        q: usize,
+        hdr: &VnetHdr,
+        parts: &[&[u8]],
+        to: Option<TunnelDst>,
+    ) -> io::Result<usize> {
         match self {
-            Device::Tap(t) => t.send(hdr, parts),
+            Device::Tap(t) => t.send(q, hdr, parts),
             Device::Packet(p) => p.send(hdr, parts),
             Device::Vxlan(v) => match to {
                 Some(to) => v.send(parts, to),
@@ -137,6 +150,7 @@ impl Finisher {
     fn send(
         &mut self,
         dev: &Device,
+        q: usize,
         hdr: &VnetHdr,
         parts: &[&[u8]],
         to: Option<TunnelDst>,
@@ -150,20 +164,22 @@ impl Finisher {
             let mut result = Ok(0);
             vnet::segment(&self.frame, hdr, &mut self.segment, |seg| {
                 if result.is_ok() {
-                    result = dev.send(&VnetHdr::NONE, &[seg], to);
+                    result = dev.send(q, &VnetHdr::NONE, &[seg], to);
                 }
             })
             .map_err(bad)?;
             return result.map(drop);
         }
         vnet::complete_checksum(&mut self.frame, hdr).map_err(bad)?;
-        dev.send(&VnetHdr::NONE, &[&self.frame], to).map(drop)
+        dev.send(q, &VnetHdr::NONE, &[&self.frame], to).map(drop)
     }
 }
 
 /// Forwards until `stop` (a descriptor that becomes readable on a stop
-/// signal) fires, answering control requests and metrics scrapes between
-/// batches.
+/// signal) fires. Thread 0 (this one) also answers control requests and
+/// metrics scrapes between batches, and reads the ports that have one
+/// descriptor (AF_PACKET, vxlan); with `threads = N` the others each read
+/// their own queue of every TAP.
 pub fn run(
     switch: &mut Switch,
     lab: &mut Lab,
@@ -171,88 +187,416 @@ pub fn run(
     metrics: Option<&MetricsServer>,
     stop: RawFd,
 ) -> io::Result<IoStats> {
+    let threads = switch.config().switch.threads.max(1);
+    let busy_poll = Duration::from_micros(switch.config().switch.busy_poll_us.into());
+    let shared = Shared {
+        lab: RwLock::new(lab),
+        core: Mutex::new(Core {
+            switch,
+            captures: LiveCaptures::default(),
+        }),
+        generation: AtomicU64::new(0),
+        stop: AtomicBool::new(false),
+        failed: AtomicBool::new(false),
+        bell: Bell::new()?,
+        io: IoCounters::new(threads),
+        origin: Instant::now(),
+        busy_poll,
+    };
+    let cpus = if threads > 1 { cpus() } else { Vec::new() };
+    let result = std::thread::scope(|scope| {
+        let mut handles = Vec::new();
+        let mut result = Ok(());
+        for q in 1..threads {
+            let (shared, cpu) = (&shared, cpus.get(q % cpus.len().max(1)).copied());
+            let spawned = std::thread::Builder::new()
+                .name(format!("datapath-{q}"))
+                .spawn_scoped(scope, move || {
+                    let _failed = OnPanic(shared);
+                    pin(cpu);
+                    let r = follow(shared, q, stop);
+                    if r.is_err() {
+                        shared.failed.store(true, Ordering::Relaxed);
+                        shared.bell.ring();
+                    }
+                    r
+                });
+            match spawned {
+                Ok(h) => handles.push(h),
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        if result.is_ok() {
+            pin(cpus.first().copied());
+            result = lead(&shared, control, metrics, stop);
+        }
+        shared.stop.store(true, Ordering::Relaxed);
+        shared.bell.ring();
+        for (q, h) in handles.into_iter().enumerate() {
+            let r = h.join().unwrap_or_else(|_| {
+                Err(io::Error::other(format!(
+                    "datapath thread {} panicked",
+                    q + 1
+                )))
+            });
+            result = result.and(r);
+        }
+        result
+    });
+    result.map(|()| shared.io.snapshot())
+}
+
+/// What the datapath threads share. Locks are taken `lab` first, then `core`.
+struct Shared<'a> {
+    /// The devices: read while forwarding, written when a control request
+    /// adds or removes ports.
+    lab: RwLock<&'a mut Lab>,
+    core: Mutex<Core<'a>>,
+    /// Bumped when the devices change: each thread then registers anew.
+    generation: AtomicU64,
+    /// Every thread returns once this is set.
+    stop: AtomicBool,
+    /// A thread failed: thread 0 stops the datapath with an error.
+    failed: AtomicBool,
+    /// Wakes every thread's poll, to see `stop`, `failed` or a new generation.
+    bell: Bell,
+    io: IoCounters,
+    origin: Instant,
+    busy_poll: Duration,
+}
+
+/// The pipeline, and the captures that must see its frames in its order.
+struct Core<'a> {
+    switch: &'a mut Switch,
+    captures: LiveCaptures<UnixStream>,
+}
+
+impl<'a> Shared<'a> {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_nanos(self.origin.elapsed().as_nanos() as u64)
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    // A thread that panicked holding a lock has set `failed`, and the
+    // datapath is stopping: the others may go on with what it left.
+    fn read_lab(&self) -> RwLockReadGuard<'_, &'a mut Lab> {
+        self.lab.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write_lab(&self) -> RwLockWriteGuard<'_, &'a mut Lab> {
+        self.lab.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn core(&self) -> MutexGuard<'_, Core<'a>> {
+        self.core.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Marks the datapath failed if the thread unwinds.
+struct OnPanic<'a, 'b>(&'a Shared<'b>);
+
+impl Drop for OnPanic<'_, '_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.failed.store(true, Ordering::Relaxed);
+            self.0.bell.ring();
+        }
+    }
+}
+
+/// Counters of the I/O layer, added to by every thread.
+struct IoCounters {
+    rx_errors: AtomicU64,
+    tx_errors: AtomicU64,
+    /// Frames each thread received.
+    frames: Vec<AtomicU64>,
+}
+
+impl IoCounters {
+    fn new(threads: usize) -> IoCounters {
+        IoCounters {
+            rx_errors: AtomicU64::new(0),
+            tx_errors: AtomicU64::new(0),
+            frames: (0..threads).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    fn snapshot(&self) -> IoStats {
+        IoStats {
+            rx_errors: self.rx_errors.load(Ordering::Relaxed),
+            tx_errors: self.tx_errors.load(Ordering::Relaxed),
+            thread_frames: self
+                .frames
+                .iter()
+                .map(|f| f.load(Ordering::Relaxed))
+                .collect(),
+        }
+    }
+}
+
+/// An eventfd every thread's poll watches; never read, as each ring wakes
+/// every edge-triggered watcher.
+struct Bell(OwnedFd);
+
+impl Bell {
+    fn new() -> io::Result<Bell> {
+        // SAFETY: eventfd has no memory preconditions.
+        let fd = cvt(unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) })?;
+        // SAFETY: fd is a descriptor we just opened and own exclusively.
+        Ok(Bell(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
+    fn fd(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+
+    fn ring(&self) {
+        let one = 1u64.to_ne_bytes();
+        // SAFETY: one is 8 readable bytes, live for the call.
+        let _ = unsafe { libc::write(self.fd(), one.as_ptr().cast(), one.len()) };
+    }
+}
+
+/// The CPUs this process may run on, in order.
+fn cpus() -> Vec<usize> {
+    // SAFETY: cpu_set_t is plain data; all-zero is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: set is a cpu_set_t of the size passed.
+    let got = unsafe { libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &mut set) };
+    if got != 0 {
+        return Vec::new();
+    }
+    // SAFETY: CPU_ISSET reads the set within CPU_SETSIZE.
+    (0..libc::CPU_SETSIZE as usize)
+        .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+        .collect()
+}
+
+/// Pins the calling thread to `cpu`; a refusal leaves it to the scheduler.
+fn pin(cpu: Option<usize>) {
+    let Some(cpu) = cpu else { return };
+    // SAFETY: cpu_set_t is plain data; all-zero is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: cpu comes from sched_getaffinity, below CPU_SETSIZE.
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    // SAFETY: set is a cpu_set_t of the size passed.
+    if unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) } != 0 {
+        tracing::warn!(
+            "cannot pin a datapath thread to CPU {cpu}: {}",
+            io::Error::last_os_error()
+        );
+    }
+}
+
+/// Thread 0's loop: forwarding as every thread does, and the control
+/// socket, metrics, live captures and housekeeping.
+fn lead(
+    shared: &Shared,
+    control: &ControlServer,
+    metrics: Option<&MetricsServer>,
+    stop: RawFd,
+) -> io::Result<()> {
     let listeners = [
         Some((stop, STOP)),
+        Some((shared.bell.fd(), BELL)),
         Some((control.fd(), CONTROL)),
         metrics.map(|m| (m.fd(), METRICS)),
     ];
-    let mut poll = register(&lab.devices, &listeners)?;
-
-    let origin = Instant::now();
-    let now = || Timestamp::from_nanos(origin.elapsed().as_nanos() as u64);
-    let mut events = Events::with_capacity(256);
-    let mut ready = vec![false; lab.devices.len()];
-    let mut buf = vec![0u8; BUF_LEN];
-    let mut out = Output::new();
-    let mut finisher = Finisher::new();
-    let mut stats = IoStats::default();
-    let mut last_tick = Instant::now();
-    let mut captures: LiveCaptures<UnixStream> = LiveCaptures::default();
+    let mut w = Worker::new(0)?;
     // Capture ids whose client the poll watches for a hangup.
     let mut watched: Vec<u64> = Vec::new();
-    let busy_poll = Duration::from_micros(switch.config().switch.busy_poll_us.into());
-    let mut last_frame = Instant::now();
-
+    let mut last_tick = Instant::now();
     loop {
-        let busy = ready.iter().any(|&r| r);
-        let timeout = poll_timeout(busy, busy_poll, &last_frame);
-        if let Err(e) = poll.poll(&mut events, Some(timeout)) {
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
+        {
+            let lab = shared.read_lab();
+            if w.generation != shared.generation() {
+                w.register(shared, &lab.devices, &listeners)?;
+                watched.clear();
             }
-            return Err(e);
+            w.drain(shared, &lab.devices);
         }
-        if !busy && events.is_empty() && timeout.is_zero() {
+        {
+            let mut core = shared.core();
+            let core = &mut *core;
+            watch_new(&w.poll, &core.captures, &mut watched)?;
+            if !core.captures.is_empty() {
+                core.captures.flush();
+                for end in core.captures.take_ended() {
+                    let _ = w
+                        .poll
+                        .registry()
+                        .deregister(&mut SourceFd(&end.sink.as_raw_fd()));
+                    watched.retain(|&id| id != end.id);
+                    tracing::info!(
+                        "capture on port {} ended: {} frame(s) written, {} dropped",
+                        end.spec.port,
+                        end.written,
+                        end.dropped
+                    );
+                }
+            }
+            if last_tick.elapsed() >= TICK {
+                core.switch.expire(shared.now());
+                last_tick = Instant::now();
+            }
+        }
+        w.wait(shared.busy_poll)?;
+        if shared.failed.load(Ordering::Relaxed) {
+            return Err(io::Error::other("a datapath thread failed"));
+        }
+        let mut serve_control = false;
+        for ev in w.events.iter() {
+            match ev.token() {
+                STOP => return Ok(()),
+                BELL => {}
+                CONTROL => serve_control = true,
+                METRICS => {
+                    if let Some(m) = metrics {
+                        m.serve(shared.core().switch, &shared.io.snapshot());
+                    }
+                }
+                Token(t) if t >= CAPTURES => shared.core().captures.close((t - CAPTURES) as u64),
+                Token(i) => mark_ready(&mut w.ready, i),
+            }
+        }
+        if serve_control {
+            let mut lab = shared.write_lab();
+            let mut core = shared.core();
+            let Core { switch, captures } = &mut *core;
+            let mut ctx = Served {
+                switch,
+                lab: &mut lab,
+                captures,
+                io: &shared.io.snapshot(),
+                now: shared.now(),
+            };
+            if control.serve(&mut ctx) {
+                // Devices were added, removed and renumbered: every thread
+                // registers anew and drains every device once.
+                shared.generation.fetch_add(1, Ordering::Release);
+                shared.bell.ring();
+            }
+        }
+    }
+}
+
+/// The loop of threads 1 and up: forwarding from queue `q` of every TAP.
+fn follow(shared: &Shared, q: usize, stop: RawFd) -> io::Result<()> {
+    let listeners = [Some((stop, STOP)), Some((shared.bell.fd(), BELL))];
+    let mut w = Worker::new(q)?;
+    loop {
+        {
+            let lab = shared.read_lab();
+            if w.generation != shared.generation() {
+                w.register(shared, &lab.devices, &listeners)?;
+            }
+            w.drain(shared, &lab.devices);
+        }
+        w.wait(shared.busy_poll)?;
+        if shared.stop.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        for ev in w.events.iter() {
+            match ev.token() {
+                STOP => return Ok(()),
+                Token(i) if i < CAPTURES => mark_ready(&mut w.ready, i),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// One datapath thread's poll and buffers.
+struct Worker {
+    /// The TAP queue this thread reads and writes.
+    queue: usize,
+    poll: Poll,
+    events: Events,
+    /// By device: not yet drained to WouldBlock.
+    ready: Vec<bool>,
+    /// The devices' generation `poll` watches.
+    generation: u64,
+    buf: Vec<u8>,
+    out: Output,
+    finisher: Finisher,
+    last_frame: Instant,
+}
+
+impl Worker {
+    fn new(queue: usize) -> io::Result<Worker> {
+        Ok(Worker {
+            queue,
+            poll: Poll::new()?,
+            events: Events::with_capacity(256),
+            ready: Vec::new(),
+            generation: u64::MAX,
+            buf: vec![0u8; BUF_LEN],
+            out: Output::new(),
+            finisher: Finisher::new(),
+            last_frame: Instant::now(),
+        })
+    }
+
+    /// A fresh poll on this thread's descriptor of each device (token: the
+    /// device's index) and on `listeners`; every device is drained once.
+    fn register(
+        &mut self,
+        shared: &Shared,
+        devices: &[Device],
+        listeners: &[Option<(RawFd, Token)>],
+    ) -> io::Result<()> {
+        self.generation = shared.generation();
+        let q = self.queue;
+        let fds = devices.iter().enumerate();
+        let fds = fds.filter_map(|(i, d)| Some((d.fd(q)?, Token(i))));
+        self.poll = register(fds.chain(listeners.iter().flatten().copied()))?;
+        self.ready = devices.iter().map(|d| d.fd(q).is_some()).collect();
+        Ok(())
+    }
+
+    /// Polls: at once while a device is left undrained or within the busy
+    /// poll time, else until an event or the tick.
+    fn wait(&mut self, busy_poll: Duration) -> io::Result<()> {
+        let busy = self.ready.iter().any(|&r| r);
+        let timeout = poll_timeout(busy, busy_poll, &self.last_frame);
+        match self.poll.poll(&mut self.events, Some(timeout)) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => self.events.clear(),
+            Err(e) => return Err(e),
+            Ok(()) => {}
+        }
+        if !busy && self.events.is_empty() && timeout.is_zero() {
             // Busy polling with nothing to do: the endpoints on this core go first.
             std::thread::yield_now();
         }
-        for ev in events.iter() {
-            match ev.token() {
-                STOP => return Ok(stats),
-                CONTROL => {
-                    let mut ctx = Served {
-                        switch,
-                        lab,
-                        captures: &mut captures,
-                        io: &stats,
-                        now: now(),
-                    };
-                    let changed = control.serve(&mut ctx);
-                    if changed {
-                        // Devices were added, removed and renumbered: a
-                        // fresh poll, and every device drained once.
-                        poll = register(&lab.devices, &listeners)?;
-                        ready = vec![true; lab.devices.len()];
-                        watched.clear();
-                    }
-                    watch_new(&poll, &captures, &mut watched)?;
-                    if changed {
-                        // The events left name the old devices.
-                        break;
-                    }
-                }
-                METRICS => {
-                    if let Some(m) = metrics {
-                        m.serve(switch, &stats);
-                    }
-                }
-                Token(t) if t >= CAPTURES => captures.close((t - CAPTURES) as u64),
-                Token(i) => {
-                    if let Some(r) = ready.get_mut(i) {
-                        *r = true;
-                    }
-                }
-            }
-        }
-        let devices = &lab.devices;
-        let mut received = false;
+        Ok(())
+    }
+
+    /// Takes up to `BUDGET` frames from each ready device through the
+    /// pipeline and sends what it emits.
+    fn drain(&mut self, shared: &Shared, devices: &[Device]) {
+        let Worker {
+            queue,
+            ready,
+            buf,
+            out,
+            finisher,
+            ..
+        } = self;
+        let q = *queue;
+        let mut frames = 0u64;
         for (i, dev) in devices.iter().enumerate() {
-            if !ready[i] {
+            if !ready.get(i).copied().unwrap_or(false) {
                 continue;
             }
             // Edge-triggered: a descriptor stays ready until it says WouldBlock.
             for _ in 0..BUDGET {
-                let Received { range, hdr, from } = match dev.recv(&mut buf) {
+                let Received { range, hdr, from } = match dev.recv(q, buf) {
                     Ok(r) => r,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         ready[i] = false;
@@ -261,20 +605,22 @@ pub fn run(
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     // One bad frame, already consumed: the rest may be fine.
                     Err(e) if e.kind() == io::ErrorKind::InvalidData => {
-                        stats.rx_errors += 1;
+                        shared.io.rx_errors.fetch_add(1, Ordering::Relaxed);
                         tracing::debug!("receive on port {i}: {e}");
                         continue;
                     }
                     Err(e) => {
-                        stats.rx_errors += 1;
+                        shared.io.rx_errors.fetch_add(1, Ordering::Relaxed);
                         tracing::debug!("receive on port {i}: {e}");
                         ready[i] = false;
                         break;
                     }
                 };
-                received = true;
+                frames += 1;
                 out.clear();
                 let port = PortId(i as u16);
+                let mut core = shared.core();
+                let Core { switch, captures } = &mut *core;
                 let (frame, rx) = match from {
                     Some(from) => match switch.decapsulate(port, from, &mut buf[range.clone()]) {
                         Ok(d) => {
@@ -295,38 +641,34 @@ pub fn run(
                 if !captures.is_empty() {
                     captures.frame(wall_clock(), port, &[frame]);
                 }
-                switch.process_rx(now(), port, frame, &mut out, rx);
+                switch.process_rx(shared.now(), port, frame, out, rx);
+                if !captures.is_empty() {
+                    capture_tx(captures, out, frame);
+                }
+                drop(core);
                 let tx = Tx {
                     devices,
-                    finisher: &mut finisher,
-                    stats: &mut stats,
-                    captures: &mut captures,
+                    queue: q,
+                    finisher,
+                    io: &shared.io,
                 };
-                tx.transmit(&out, frame, &hdr);
+                tx.transmit(out, frame, &hdr);
             }
         }
-        if received && !busy_poll.is_zero() {
-            last_frame = Instant::now();
-        }
-        if !captures.is_empty() {
-            captures.flush();
-            for end in captures.take_ended() {
-                let _ = poll
-                    .registry()
-                    .deregister(&mut SourceFd(&end.sink.as_raw_fd()));
-                watched.retain(|&id| id != end.id);
-                tracing::info!(
-                    "capture on port {} ended: {} frame(s) written, {} dropped",
-                    end.spec.port,
-                    end.written,
-                    end.dropped
-                );
+        if frames > 0 {
+            shared.io.frames[q].fetch_add(frames, Ordering::Relaxed);
+            if !shared.busy_poll.is_zero() {
+                self.last_frame = Instant::now();
             }
         }
-        if last_tick.elapsed() >= TICK {
-            switch.expire(now());
-            last_tick = Instant::now();
-        }
+    }
+}
+
+/// Notes that device `i` has frames (its index may be from before the
+/// devices changed; the next generation drains them all anyway).
+fn mark_ready(ready: &mut [bool], i: usize) {
+    if let Some(r) = ready.get_mut(i) {
+        *r = true;
     }
 }
 
@@ -342,25 +684,31 @@ fn poll_timeout(busy: bool, busy_poll: Duration, last_frame: &Instant) -> Durati
     }
 }
 
-/// Where emitted frames go: the devices, and the captures of their ports.
+/// Offers the frames `out` emits to the captures of their ports.
+fn capture_tx(captures: &mut LiveCaptures<UnixStream>, out: &Output, frame: &[u8]) {
+    let mut tag = [0u8; 4];
+    for e in out.emits() {
+        captures.frame(wall_clock(), e.port, &out.parts(e, frame, &mut tag));
+    }
+}
+
+/// Where emitted frames go: the devices, through this thread's queue.
 struct Tx<'a> {
     devices: &'a [Device],
+    queue: usize,
     finisher: &'a mut Finisher,
-    stats: &'a mut IoStats,
-    captures: &'a mut LiveCaptures<UnixStream>,
+    io: &'a IoCounters,
 }
 
 impl Tx<'_> {
     fn transmit(self, out: &Output, frame: &[u8], ingress_hdr: &VnetHdr) {
         let mut tag = [0u8; 4];
+        let q = self.queue;
         for e in out.emits() {
             let Some(dev) = self.devices.get(e.port.index()) else {
                 continue;
             };
             let parts = out.parts(e, frame, &mut tag);
-            if !self.captures.is_empty() {
-                self.captures.frame(wall_clock(), e.port, &parts);
-            }
             let hdr = match e.payload {
                 // Only a pushed or popped tag moves the L3 header and what follows.
                 Payload::Ingress => {
@@ -371,9 +719,9 @@ impl Tx<'_> {
             };
             let sent = match hdr {
                 Some(hdr) if dev.vnet() || !hdr.offloads() => {
-                    dev.send(&hdr, &parts, e.tunnel).map(drop)
+                    dev.send(q, &hdr, &parts, e.tunnel).map(drop)
                 }
-                Some(hdr) => self.finisher.send(dev, &hdr, &parts, e.tunnel),
+                Some(hdr) => self.finisher.send(dev, q, &hdr, &parts, e.tunnel),
                 None => Err(io::Error::new(
                     io::ErrorKind::InvalidData,
                     "checksum offset out of range",
@@ -381,18 +729,17 @@ impl Tx<'_> {
             };
             if let Err(err) = sent {
                 // A full queue or a downed peer interface drops the frame, like a NIC would.
-                self.stats.tx_errors += 1;
+                self.io.tx_errors.fetch_add(1, Ordering::Relaxed);
                 tracing::trace!("send on port {}: {err}", e.port);
             }
         }
     }
 }
 
-/// A poll on every device (token: its index) and on `listeners`.
-fn register(devices: &[Device], listeners: &[Option<(RawFd, Token)>]) -> io::Result<Poll> {
+/// A poll on each (descriptor, token).
+fn register(fds: impl Iterator<Item = (RawFd, Token)>) -> io::Result<Poll> {
     let poll = Poll::new()?;
-    let devices = devices.iter().enumerate().map(|(i, d)| (d.fd(), Token(i)));
-    for (fd, token) in devices.chain(listeners.iter().flatten().copied()) {
+    for (fd, token) in fds {
         poll.registry()
             .register(&mut SourceFd(&fd), token, Interest::READABLE)?;
     }

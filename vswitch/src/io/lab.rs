@@ -372,7 +372,7 @@ impl Lab {
         // until the move into the namespace.
         let host_name = format!("vs{}-{}", std::process::id(), self.taps_made);
         self.taps_made += 1;
-        let tap = Tap::create(&host_name).map_err(|e| err(e.to_string()))?;
+        let tap = Tap::create(&host_name, config.switch.threads).map_err(|e| err(e.to_string()))?;
         ip(&["link", "set", "dev", &host_name, "netns", netns])?;
         self.netns_ip(&[
             "-n", netns, "link", "set", "dev", &host_name, "name", "eth0",

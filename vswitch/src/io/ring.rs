@@ -18,7 +18,7 @@
 //! | 24 vlan_tci:u16 | 26 vlan_tpid:u16 | ... | mac-10 vnet header | mac frame
 //! ```
 //!
-//! Only the datapath thread touches a ring.
+//! One datapath thread reads a ring; its socket keeps it under a lock.
 
 use std::cell::Cell;
 use std::io;

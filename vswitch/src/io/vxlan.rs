@@ -11,11 +11,11 @@
 //! address. Peers answer to `local`'s port, as every VTEP listens on its
 //! own `dstport`, and Linux takes VXLAN from any source port.
 
-use std::cell::RefCell;
 use std::io;
 use std::mem::size_of;
 use std::net::{SocketAddr, SocketAddrV4, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::{Mutex, PoisonError};
 
 use crate::config::Port;
 use crate::vxlan::{self, Encap, TunnelDst};
@@ -25,8 +25,9 @@ use super::sys::cvt;
 pub struct VxlanSocket {
     udp: UdpSocket,
     raw: OwnedFd,
-    /// The encapsulation state (the sealing counter) and its buffer.
-    tx: RefCell<(Encap, Vec<u8>)>,
+    /// The encapsulation state (the sealing counter) and its buffer, for
+    /// whichever datapath thread sends.
+    tx: Mutex<(Encap, Vec<u8>)>,
 }
 
 impl VxlanSocket {
@@ -52,7 +53,7 @@ impl VxlanSocket {
         Ok(VxlanSocket {
             udp,
             raw,
-            tx: RefCell::new((encap, Vec::with_capacity(65536))),
+            tx: Mutex::new((encap, Vec::with_capacity(65536))),
         })
     }
 
@@ -74,7 +75,7 @@ impl VxlanSocket {
 
     /// Sends the frame in `parts` to the VTEP `to`.
     pub fn send(&self, parts: &[&[u8]], to: TunnelDst) -> io::Result<usize> {
-        let mut tx = self.tx.borrow_mut();
+        let mut tx = self.tx.lock().unwrap_or_else(PoisonError::into_inner);
         let (encap, buf) = &mut *tx;
         encap.encapsulate(to, parts, buf);
         let addr = libc::sockaddr_in {

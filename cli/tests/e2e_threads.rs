@@ -1,0 +1,172 @@
+//! Ring 3: `threads = 2`. Every TAP has two queues, each read by its own
+//! datapath thread pinned to a core; the kernel spreads a container's flows
+//! over the queues, and both threads share one pipeline. Parallel TCP
+//! transfers arrive byte for byte, both threads carry frames, and a port
+//! added by a reload is read on both queues.
+
+use std::path::Path;
+use std::process::Command;
+
+use vswitch_tests::e2e::{self, Running};
+
+const BIN: &str = env!("CARGO_BIN_EXE_vswitch");
+/// Enough flows that some land on each queue (all on one: 2 in 2^16).
+const FLOWS: u16 = 8;
+
+fn topo(name: &str, ports: &[(&str, &str)]) -> String {
+    let mut t = format!(
+        r#"
+[switch]
+name = "{name}"
+threads = 2
+
+[[network]]
+name = "front"
+driver = "bridge"
+subnet = "10.64.0.0/24"
+gateway = "10.64.0.1"
+"#
+    );
+    for (port, ip) in ports {
+        t.push_str(&format!(
+            "\n[[port]]\nname = \"{port}\"\nnetwork = \"front\"\nkind = \"tap\"\nnetns = \"{name}-{port}\"\nip = \"{ip}\"\n"
+        ));
+    }
+    t
+}
+
+fn start(name: &str, ports: &[(&str, &str)]) -> Running {
+    let ns: Vec<String> = ["web", "db", "cache"]
+        .iter()
+        .map(|p| format!("{name}-{p}"))
+        .collect();
+    e2e::remove_netns(&ns.iter().map(String::as_str).collect::<Vec<_>>());
+    Running::start(Path::new(BIN), name, &topo(name, ports))
+}
+
+/// The queues of eth0 in `ns`, as sysfs lists them (`rx-0`, `tx-0`, ...).
+fn queues(ns: &str) -> Vec<String> {
+    let out = e2e::exec(ns, &["ls", "/sys/class/net/eth0/queues"]);
+    let mut q: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    q.sort();
+    q
+}
+
+/// `FLOWS` concurrent transfers of `len` bytes from `from` to `to_ip`, on
+/// ports from `base` up; each asserts its bytes arrived unchanged.
+fn parallel_transfers(from: &str, to: &str, to_ip: &str, base: u16, len: usize) {
+    let flows: Vec<_> = (0..FLOWS)
+        .map(|i| {
+            let (from, to, to_ip) = (from.to_owned(), to.to_owned(), to_ip.to_owned());
+            std::thread::spawn(move || e2e::transfer(&from, &to, &to_ip, base + i, len))
+        })
+        .collect();
+    for f in flows {
+        f.join().expect("a transfer");
+    }
+}
+
+/// Frames each datapath thread received, from `vswitch stats --json`.
+fn thread_frames(name: &str) -> Vec<u64> {
+    let out = e2e::run_ok(Command::new(BIN).args(["stats", "--name", name, "--json"]));
+    let stats: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let frames = stats["io"]["thread_frames"]
+        .as_array()
+        .expect("thread_frames");
+    frames
+        .iter()
+        .map(|n| n.as_u64().expect("a count"))
+        .collect()
+}
+
+/// The datapath process (the child of `parent`): its threads' names and
+/// the CPUs each may run on.
+fn datapath_threads(parent: u32) -> Vec<(String, String)> {
+    let children = std::fs::read_to_string(format!("/proc/{parent}/task/{parent}/children"))
+        .expect("children");
+    let child: u32 = children
+        .split_whitespace()
+        .next()
+        .and_then(|c| c.parse().ok())
+        .expect("a datapath child");
+    let tasks = std::fs::read_dir(format!("/proc/{child}/task")).expect("tasks");
+    let mut threads: Vec<(String, String)> = tasks
+        .filter_map(|t| {
+            let dir = t.ok()?.path();
+            let comm = std::fs::read_to_string(dir.join("comm")).ok()?;
+            let status = std::fs::read_to_string(dir.join("status")).ok()?;
+            let cpus = status
+                .lines()
+                .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))?;
+            Some((comm.trim().to_owned(), cpus.trim().to_owned()))
+        })
+        .collect();
+    threads.sort();
+    threads
+}
+
+#[test]
+fn two_pinned_threads_share_the_flows_and_every_byte_arrives() {
+    if e2e::skip("two_pinned_threads_share_the_flows_and_every_byte_arrives") {
+        return;
+    }
+    let _g = e2e::serial();
+    let name = "vse2e-mq";
+    let sw = start(name, &[("web", "10.64.0.2"), ("db", "10.64.0.3")]);
+    let (web, db) = (format!("{name}-web"), format!("{name}-db"));
+    for ns in [&web, &db] {
+        assert_eq!(queues(ns), ["rx-0", "rx-1", "tx-0", "tx-1"], "{ns}");
+        assert!(
+            e2e::offload_on(ns, "tcp-segmentation-offload"),
+            "TSO off in {ns}"
+        );
+    }
+    let threads = datapath_threads(sw.pid().expect("running"));
+    let names: Vec<&str> = threads.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["datapath-1", "vswitch"], "{threads:?}");
+    for (thread, cpus) in &threads {
+        assert!(cpus.parse::<usize>().is_ok(), "{thread} may run on {cpus}");
+    }
+
+    assert!(e2e::ping(&web, "10.64.0.3", &[]));
+    parallel_transfers(&web, &db, "10.64.0.3", 5301, 4 << 20);
+    parallel_transfers(&db, &web, "10.64.0.2", 5401, 4 << 20);
+    let frames = thread_frames(name);
+    assert_eq!(frames.len(), 2, "{frames:?}");
+    assert!(frames.iter().all(|&n| n > 0), "a thread idle: {frames:?}");
+    assert!(sw.stop().success());
+}
+
+#[test]
+fn a_port_added_by_reload_is_read_on_both_queues() {
+    if e2e::skip("a_port_added_by_reload_is_read_on_both_queues") {
+        return;
+    }
+    let _g = e2e::serial();
+    let name = "vse2e-mqr";
+    let sw = start(name, &[("web", "10.64.0.2")]);
+    let next = topo(name, &[("web", "10.64.0.2"), ("cache", "10.64.0.4")]);
+    let path = std::env::temp_dir().join(format!("vswitch-e2e-{name}-next.toml"));
+    std::fs::write(&path, next).expect("write config");
+    let out = Command::new(BIN)
+        .args(["reload", "--name", name, "--config"])
+        .arg(&path)
+        .output()
+        .expect("reload");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (web, cache) = (format!("{name}-web"), format!("{name}-cache"));
+    assert_eq!(queues(&cache), ["rx-0", "rx-1", "tx-0", "tx-1"]);
+    // A flow the kernel puts on queue 1 of the new TAP reaches web only if
+    // thread 1 took up that queue after the reload.
+    parallel_transfers(&cache, &web, "10.64.0.2", 5501, 1 << 20);
+    assert!(e2e::ping(&cache, "10.64.0.2", &[]));
+    assert!(sw.stop().success());
+    let _ = std::fs::remove_file(path);
+}
