@@ -7,6 +7,8 @@
 #   vswitch - `vswitch run` with two tap ports on one bridge network
 #   vswitch-bp - the same with `busy_poll_us` (BUSY_POLL_US, default 10000):
 #             the datapath polls instead of sleeping while frames keep coming
+#   vswitch-mq - the same with `threads` (THREADS, default 2) datapath threads
+#             and multi-queue TAPs; give it several flows with P
 # and measures, for each, single-stream TCP (iperf3), delivered 64-byte UDP
 # frames per second (iperf3 -l 18) and the ping round trip. Then it prints
 # vswitch's ratios against the others, which are what the targets are set in:
@@ -15,19 +17,21 @@
 #   sudo scripts/bench.sh                 # all three, 5 s per test
 #   sudo T=10 RULES=1000 scripts/bench.sh vswitch
 #   sudo scripts/bench.sh linux vswitch vswitch-bp
+#   sudo P=4 scripts/bench.sh linux vswitch vswitch-mq
 #
 # Needs root, iproute2, iperf3, iputils-ping, python3 (for iperf3's JSON);
 # builds target/release/vswitch first unless VSWITCH names a binary.
 # Env: T seconds per test (5); RULES extra non-matching FORWARD rules after an
 # ESTABLISHED accept in vswitch's ruleset (0); VSWITCH binary; OUT file that
-# the table is appended to; BUSY_POLL_US for vswitch-bp (10000).
+# the table is appended to; BUSY_POLL_US for vswitch-bp (10000); THREADS for
+# vswitch-mq (2); P parallel iperf3 streams for TCP and UDP (1).
 set -u
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "bench.sh: needs root (network namespaces)" >&2; exit 2; }
 for tool in ip iperf3 ping python3; do
   command -v $tool >/dev/null || { echo "bench.sh: $tool is not installed" >&2; exit 2; }
 done
-T=${T:-5}; RULES=${RULES:-0}
+T=${T:-5}; RULES=${RULES:-0}; P=${P:-1}
 if [ -z "${VSWITCH:-}" ]; then
   cargo build --release --quiet || exit 2
   VSWITCH=target/release/vswitch
@@ -49,10 +53,10 @@ measure() {
   fi
   rtt=$(ip netns exec $A ping -c 300 -i 0.005 -q $IPB | awk -F/ '/rtt/{print $5*1000}')
   ip netns exec $B iperf3 -s -D -1 -I $W/tcp.pid >/dev/null; sleep 0.5
-  tcp=$(ip netns exec $A iperf3 -c $IPB -t $T -J |
+  tcp=$(ip netns exec $A iperf3 -c $IPB -P $P -t $T -J |
     json 'round(d["end"]["sum_received"]["bits_per_second"]/1e9, 2)')
   ip netns exec $B iperf3 -s -D -1 -I $W/udp.pid >/dev/null; sleep 0.5
-  udp=$(ip netns exec $A iperf3 -c $IPB -u -l 18 -b 0 -t $T -J |
+  udp=$(ip netns exec $A iperf3 -c $IPB -P $P -u -l 18 -b 0 -t $T -J |
     json 'round(d["end"]["sum"]["packets"] * (1 - d["end"]["sum"]["lost_percent"] / 100) / d["end"]["sum"]["seconds"] / 1e3, 1)')
   echo "$label ${tcp:--} ${udp:--} ${rtt:--}" >>$W/rows
 }
@@ -94,11 +98,12 @@ run_ovs() {
   reset_netns; kill $(cat $D/vswitchd.pid) $(cat $D/db.pid) 2>/dev/null; sleep 0.5
 }
 
-vswitch_topology() { # $1: busy_poll_us
+vswitch_topology() { # $1: busy_poll_us, $2: threads
   cat <<EOF
 [switch]
 name = "bench"
 busy_poll_us = $1
+threads = $2
 
 [[network]]
 name = "n"
@@ -120,10 +125,10 @@ EOF
   printf 'COMMIT\n"""\n'
 }
 
-run_vswitch() { # $1: label, $2: busy_poll_us
+run_vswitch() { # $1: label, $2: busy_poll_us, $3: threads
   local label=${1:-vswitch}
   reset_netns
-  vswitch_topology "${2:-0}" >$W/topo.toml
+  vswitch_topology "${2:-0}" "${3:-1}" >$W/topo.toml
   "$VSWITCH" run --config $W/topo.toml >$W/vswitch.out 2>$W/vswitch.err &
   local pid=$!
   for _ in $(seq 1 100); do grep -q '^ready' $W/vswitch.out 2>/dev/null && break; sleep 0.1; done
@@ -136,9 +141,10 @@ run_vswitch() { # $1: label, $2: busy_poll_us
 }
 
 run_vswitch-bp() { run_vswitch vswitch-bp "${BUSY_POLL_US:-10000}"; }
+run_vswitch-mq() { run_vswitch vswitch-mq 0 "${THREADS:-2}"; }
 
 for s in $SYSTEMS; do
-  case $s in linux|ovs|vswitch|vswitch-bp) run_$s ;; *) echo "bench.sh: unknown system $s" >&2; exit 2 ;; esac
+  case $s in linux|ovs|vswitch|vswitch-bp|vswitch-mq) run_$s ;; *) echo "bench.sh: unknown system $s" >&2; exit 2 ;; esac
 done
 
 {
