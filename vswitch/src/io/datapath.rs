@@ -216,8 +216,7 @@ pub fn run(
                     pin(cpu);
                     let r = follow(shared, q, stop);
                     if r.is_err() {
-                        shared.failed.store(true, Ordering::Relaxed);
-                        shared.bell.ring();
+                        shared.fail();
                     }
                     r
                 });
@@ -229,12 +228,15 @@ pub fn run(
                 }
             }
         }
-        if result.is_ok() {
-            pin(cpus.first().copied());
-            result = lead(&shared, control, metrics, stop);
+        {
+            // The others stop when this thread leaves, even by a panic:
+            // the scope waits for them before it lets the panic through.
+            let _stop = StopOnDrop(&shared);
+            if result.is_ok() {
+                pin(cpus.first().copied());
+                result = lead(&shared, control, metrics, stop);
+            }
         }
-        shared.stop.store(true, Ordering::Relaxed);
-        shared.bell.ring();
         for (q, h) in handles.into_iter().enumerate() {
             let r = h.join().unwrap_or_else(|_| {
                 Err(io::Error::other(format!(
@@ -279,6 +281,12 @@ impl<'a> Shared<'a> {
         Timestamp::from_nanos(self.origin.elapsed().as_nanos() as u64)
     }
 
+    /// Stops the datapath with an error, from a thread other than 0.
+    fn fail(&self) {
+        self.failed.store(true, Ordering::Relaxed);
+        self.bell.ring();
+    }
+
     fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
     }
@@ -298,14 +306,23 @@ impl<'a> Shared<'a> {
     }
 }
 
+/// Tells every thread to return.
+struct StopOnDrop<'a, 'b>(&'a Shared<'b>);
+
+impl Drop for StopOnDrop<'_, '_> {
+    fn drop(&mut self) {
+        self.0.stop.store(true, Ordering::Relaxed);
+        self.0.bell.ring();
+    }
+}
+
 /// Marks the datapath failed if the thread unwinds.
 struct OnPanic<'a, 'b>(&'a Shared<'b>);
 
 impl Drop for OnPanic<'_, '_> {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            self.0.failed.store(true, Ordering::Relaxed);
-            self.0.bell.ring();
+            self.0.fail();
         }
     }
 }
