@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use vswitch_tests::e2e::{self, Running};
+use vswitch_tests::e2e::{self, Running, Veth};
 
 const BIN: &str = env!("CARGO_BIN_EXE_vswitch");
 const LEN: usize = 20 * 1024 * 1024;
@@ -48,58 +48,6 @@ fn afpacket(ifname: &str, trunk: bool) -> String {
     )
 }
 
-fn ip(args: &[&str]) {
-    let st = Command::new("ip").args(args).status().expect("ip");
-    assert!(st.success(), "ip {args:?}");
-}
-
-/// A veth pair, removed on drop: `a` in the root namespace, `b` in
-/// namespace `ns` as eth0 (addressed 10.63.0.9), or beside `a` when `ns` is
-/// `None`.
-struct Veth {
-    a: String,
-    ns: Option<String>,
-}
-
-impl Veth {
-    fn new(a: &str, b: &str, ns: Option<&str>) -> Veth {
-        let v = Veth {
-            a: a.to_owned(),
-            ns: ns.map(str::to_owned),
-        };
-        v.remove();
-        match ns {
-            Some(ns) => {
-                ip(&["netns", "add", ns]);
-                ip(&[
-                    "link", "add", a, "type", "veth", "peer", "name", "eth0", "netns", ns,
-                ]);
-                ip(&["-n", ns, "link", "set", "lo", "up"]);
-                ip(&["-n", ns, "link", "set", "eth0", "up"]);
-                ip(&["-n", ns, "addr", "add", "10.63.0.9/24", "dev", "eth0"]);
-            }
-            None => {
-                ip(&["link", "add", a, "type", "veth", "peer", "name", b]);
-                ip(&["link", "set", b, "up"]);
-            }
-        }
-        v
-    }
-
-    fn remove(&self) {
-        let _ = Command::new("ip").args(["link", "del", &self.a]).status();
-        if let Some(ns) = &self.ns {
-            e2e::remove_netns(&[ns]);
-        }
-    }
-}
-
-impl Drop for Veth {
-    fn drop(&mut self) {
-        self.remove();
-    }
-}
-
 fn start(name: &str, gateway: &str, ports: &str, tap_ports: &[&str]) -> Running {
     let ns: Vec<String> = tap_ports.iter().map(|p| format!("{name}-{p}")).collect();
     e2e::remove_netns(&ns.iter().map(String::as_str).collect::<Vec<_>>());
@@ -131,7 +79,7 @@ fn tso_super_frames_cross_between_taps_and_to_a_veth_peer() {
     }
     let _g = e2e::serial();
     let name = "vse2e-tso";
-    let lan = Veth::new("vse2e-tso0", "", Some("vse2e-tso-lan"));
+    let lan = Veth::to_netns("vse2e-tso0", "vse2e-tso-lan", "10.63.0.9/24");
     let ports =
         tap(name, "web", "10.63.0.2") + &tap(name, "db", "10.63.0.3") + &afpacket(&lan.a, false);
     let sw = start(name, "10.63.0.1", &ports, &["web", "db"]);
@@ -176,7 +124,7 @@ fn tso_super_frames_keep_their_checksums_through_vlan_push_and_pop() {
     }
     let _g = e2e::serial();
     let (a, b) = ("vse2e-tsva", "vse2e-tsvb");
-    let _trunk = Veth::new("vse2e-tsva0", "vse2e-tsvb0", None);
+    let _trunk = Veth::pair("vse2e-tsva0", "vse2e-tsvb0");
     let sw_a = start(
         a,
         "10.63.0.1",

@@ -247,6 +247,61 @@ pub fn remove_netns(names: &[&str]) {
     }
 }
 
+fn ip(args: &[&str]) {
+    let st = Command::new("ip").args(args).status().expect("ip");
+    assert!(st.success(), "ip {args:?}");
+}
+
+/// A veth pair, removed on drop, with end `a` in the root namespace.
+pub struct Veth {
+    pub a: String,
+    ns: Option<String>,
+}
+
+impl Veth {
+    /// The other end is eth0 in a new namespace `ns`, addressed `cidr`.
+    pub fn to_netns(a: &str, ns: &str, cidr: &str) -> Veth {
+        let v = Veth {
+            a: a.to_owned(),
+            ns: Some(ns.to_owned()),
+        };
+        v.remove();
+        ip(&["netns", "add", ns]);
+        ip(&[
+            "link", "add", a, "type", "veth", "peer", "name", "eth0", "netns", ns,
+        ]);
+        ip(&["-n", ns, "link", "set", "lo", "up"]);
+        ip(&["-n", ns, "link", "set", "eth0", "up"]);
+        ip(&["-n", ns, "addr", "add", cidr, "dev", "eth0"]);
+        v
+    }
+
+    /// The other end is `b`, beside `a`.
+    pub fn pair(a: &str, b: &str) -> Veth {
+        let v = Veth {
+            a: a.to_owned(),
+            ns: None,
+        };
+        v.remove();
+        ip(&["link", "add", a, "type", "veth", "peer", "name", b]);
+        ip(&["link", "set", b, "up"]);
+        v
+    }
+
+    fn remove(&self) {
+        let _ = Command::new("ip").args(["link", "del", &self.a]).status();
+        if let Some(ns) = &self.ns {
+            remove_netns(&[ns]);
+        }
+    }
+}
+
+impl Drop for Veth {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
 /// `ethtool -k` of eth0 in `ns` lists `feature: on`.
 pub fn offload_on(ns: &str, feature: &str) -> bool {
     let out = exec(ns, &["ethtool", "-k", "eth0"]);
