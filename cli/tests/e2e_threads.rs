@@ -1,13 +1,14 @@
 //! Ring 3: `threads = 2`. Every TAP has two queues, each read by its own
 //! datapath thread pinned to a core; the kernel spreads a container's flows
 //! over the queues, and both threads share one pipeline. Parallel TCP
-//! transfers arrive byte for byte, both threads carry frames, and a port
-//! added by a reload is read on both queues.
+//! transfers arrive byte for byte, both threads carry frames, a port added
+//! by a reload is read on both queues, and an AF_PACKET port's two sockets
+//! (a fanout group) are both read.
 
 use std::path::Path;
 use std::process::Command;
 
-use vswitch_tests::e2e::{self, Running};
+use vswitch_tests::e2e::{self, Running, Veth};
 
 const BIN: &str = env!("CARGO_BIN_EXE_vswitch");
 /// Enough flows that some land on each queue (all on one: 2 in 2^16).
@@ -169,4 +170,25 @@ fn a_port_added_by_reload_is_read_on_both_queues() {
     assert!(e2e::ping(&cache, "10.64.0.2", &[]));
     assert!(sw.stop().success());
     let _ = std::fs::remove_file(path);
+}
+
+#[test]
+fn both_sockets_of_an_afpacket_port_are_read() {
+    if e2e::skip("both_sockets_of_an_afpacket_port_are_read") {
+        return;
+    }
+    let _g = e2e::serial();
+    let name = "vse2e-mqa";
+    let lan = Veth::to_netns("vse2e-mqa0", "vse2e-mqa-lan", "10.64.0.9/24");
+    let topo = topo(name, &[("web", "10.64.0.2")])
+        + "\n[[port]]\nname = \"lan\"\nnetwork = \"front\"\nkind = \"afpacket\"\ninterface = \"vse2e-mqa0\"\n";
+    e2e::remove_netns(&[&format!("{name}-web")]);
+    let sw = Running::start(Path::new(BIN), name, &topo);
+    let (web, lan_ns) = (format!("{name}-web"), "vse2e-mqa-lan");
+    // The kernel hands each flow to one socket of the group by hash: a flow
+    // on the socket of thread 1 arrives only if that thread reads it.
+    parallel_transfers(lan_ns, &web, "10.64.0.2", 5601, 1 << 20);
+    parallel_transfers(&web, lan_ns, "10.64.0.9", 5701, 1 << 20);
+    assert!(sw.stop().success());
+    drop(lan);
 }

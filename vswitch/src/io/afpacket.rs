@@ -21,6 +21,9 @@ use super::sys::{cvt, setsockopt, writev_all};
 use super::tap::VNET_HOST;
 
 const ETH_P_ALL: u16 = 0x0003;
+const PACKET_FANOUT: libc::c_int = 18;
+const PACKET_FANOUT_HASH: u32 = 0;
+const PACKET_FANOUT_FLAG_UNIQUEID: u32 = 0x2000;
 /// Room kept in front of each received frame to put back a VLAN tag the
 /// kernel moved into metadata.
 pub const HEADROOM: usize = 4;
@@ -111,6 +114,35 @@ impl PacketSocket {
         })
     }
 
+    /// Opens `n` sockets on `ifname`. More than one form a fanout group:
+    /// the kernel hands each received frame to one of them by flow hash,
+    /// so each datapath thread reads its own and a flow stays in order.
+    pub fn open_fanout(ifname: &str, n: usize) -> io::Result<Vec<PacketSocket>> {
+        let first = PacketSocket::open(ifname)?;
+        if n <= 1 {
+            return Ok(vec![first]);
+        }
+        // Id 0 with UNIQUEID: the kernel picks a free group id, which the
+        // others join with (without the flag, which the kernel drops).
+        let arg = (PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_UNIQUEID) << 16;
+        setsockopt(&first.fd, libc::SOL_PACKET, PACKET_FANOUT, &arg)
+            .map_err(|e| io::Error::new(e.kind(), format!("PACKET_FANOUT on {ifname}: {e}")))?;
+        let id = fanout_id(&first.fd)?;
+        let mut all = vec![first];
+        for _ in 1..n {
+            let s = PacketSocket::open(ifname)?;
+            setsockopt(
+                &s.fd,
+                libc::SOL_PACKET,
+                PACKET_FANOUT,
+                &(id | PACKET_FANOUT_HASH << 16),
+            )
+            .map_err(|e| io::Error::new(e.kind(), format!("PACKET_FANOUT on {ifname}: {e}")))?;
+            all.push(s);
+        }
+        Ok(all)
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -136,6 +168,24 @@ impl PacketSocket {
         }
         writev_all(self.fd.as_raw_fd(), &hdr.to_bytes(), parts)
     }
+}
+
+/// The id of the fanout group `fd` is in (the low 16 bits of what
+/// PACKET_FANOUT reads back).
+fn fanout_id(fd: &OwnedFd) -> io::Result<u32> {
+    let mut val: u32 = 0;
+    let mut len = size_of::<u32>() as libc::socklen_t;
+    // SAFETY: val is a u32 of the length passed, live for the call.
+    cvt(unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_PACKET,
+            PACKET_FANOUT,
+            (&mut val as *mut u32).cast(),
+            &mut len,
+        )
+    })?;
+    Ok(val & 0xffff)
 }
 
 impl AsRawFd for PacketSocket {

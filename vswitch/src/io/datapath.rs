@@ -34,7 +34,7 @@ use crate::switch::{RxInfo, Switch};
 use crate::time::Timestamp;
 use crate::vxlan::TunnelDst;
 
-use super::afpacket::HEADROOM;
+use super::afpacket::{PacketSocket, HEADROOM};
 use super::control::{ControlServer, Served};
 use super::lab::{Device, Lab};
 use super::metrics::MetricsServer;
@@ -70,12 +70,12 @@ struct Received {
 }
 
 impl Device {
-    /// The descriptor queue `q` is read from: a TAP's own queue; the other
-    /// devices have one, read by thread 0.
+    /// The descriptor thread `q` reads: its TAP queue or AF_PACKET socket;
+    /// a vxlan port has one, read by thread 0.
     fn fd(&self, q: usize) -> Option<RawFd> {
         match self {
             Device::Tap(t) => t.queue_fd(q),
-            Device::Packet(p) => (q == 0).then(|| p.as_raw_fd()),
+            Device::Packet(p) => p.get(q).map(AsRawFd::as_raw_fd),
             Device::Vxlan(v) => (q == 0).then(|| v.fd()),
         }
     }
@@ -90,7 +90,7 @@ impl Device {
             Device::Tap(t) => t
                 .recv(q, &mut buf[HEADROOM..])
                 .map(|(n, hdr)| frame((HEADROOM..HEADROOM + n, hdr))),
-            Device::Packet(p) => p.recv(buf).map(frame),
+            Device::Packet(p) => packet_socket(p, q)?.recv(buf).map(frame),
             Device::Vxlan(v) => v.recv(buf).map(|(n, from)| Received {
                 range: 0..n,
                 hdr: VnetHdr::NONE,
@@ -103,13 +103,13 @@ impl Device {
     fn vnet(&self) -> bool {
         match self {
             Device::Tap(t) => t.vnet(),
-            Device::Packet(p) => p.vnet(),
+            Device::Packet(p) => p.first().is_some_and(PacketSocket::vnet),
             Device::Vxlan(_) => false,
         }
     }
 
-    /// Sends one frame (on a TAP, through queue `q`); a vxlan port's goes
-    /// to the VTEP `to`.
+    /// Sends one frame through thread `q`'s queue or socket; a vxlan
+    /// port's goes to the VTEP `to`.
     fn send(
         &self,
         q: usize,
@@ -119,7 +119,7 @@ impl Device {
     ) -> io::Result<usize> {
         match self {
             Device::Tap(t) => t.send(q, hdr, parts),
-            Device::Packet(p) => p.send(hdr, parts),
+            Device::Packet(p) => packet_socket(p, q)?.send(hdr, parts),
             Device::Vxlan(v) => match to {
                 Some(to) => v.send(parts, to),
                 None => Err(io::Error::new(
@@ -129,6 +129,16 @@ impl Device {
             },
         }
     }
+}
+
+/// Thread `q`'s socket of an AF_PACKET port.
+fn packet_socket(sockets: &[PacketSocket], q: usize) -> io::Result<&PacketSocket> {
+    sockets.get(q).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("an AF_PACKET port without a socket for thread {q}"),
+        )
+    })
 }
 
 /// Buffers for finishing offloaded frames in software, reused across frames.
@@ -176,10 +186,10 @@ impl Finisher {
 }
 
 /// Forwards until `stop` (a descriptor that becomes readable on a stop
-/// signal) fires. Thread 0 (this one) also answers control requests and
-/// metrics scrapes between batches, and reads the ports that have one
-/// descriptor (AF_PACKET, vxlan); with `threads = N` the others each read
-/// their own queue of every TAP.
+/// signal) fires. With `threads = N`, thread q reads queue q of every TAP
+/// and socket q of every AF_PACKET port; thread 0 (this one) also reads
+/// the vxlan ports and answers control requests and metrics scrapes
+/// between batches.
 pub fn run(
     switch: &mut Switch,
     lab: &mut Lab,

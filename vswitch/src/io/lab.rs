@@ -39,7 +39,8 @@ pub const RUN_DIR: &str = "/run/vswitch";
 /// A port's device, indexed like the switch's ports.
 pub enum Device {
     Tap(Tap),
-    Packet(PacketSocket),
+    /// One socket per datapath thread, in a fanout group when several.
+    Packet(Vec<PacketSocket>),
     Vxlan(VxlanSocket),
 }
 
@@ -136,7 +137,7 @@ impl Lab {
         // Then each macvlan/ipvlan parent, in network order: the switch's
         // ports are numbered so.
         for iface in parents(config) {
-            match open_packet(&iface) {
+            match open_packet(&iface, config.switch.threads) {
                 Ok(d) => lab.devices.push(d),
                 Err(e) => {
                     lab.teardown();
@@ -146,7 +147,7 @@ impl Lab {
         }
         // The uplink is the switch's last port.
         if let Some(u) = &config.uplink {
-            match open_packet(&u.interface) {
+            match open_packet(&u.interface, config.switch.threads) {
                 Ok(d) => lab.devices.push(d),
                 Err(e) => {
                     lab.teardown();
@@ -208,7 +209,7 @@ impl Lab {
                 made_parents.push(None);
                 continue;
             }
-            match open_packet(iface) {
+            match open_packet(iface, config.switch.threads) {
                 Ok(d) => made_parents.push(Some(d)),
                 Err(e) => result = Err(err(format!("parent {iface}: {}", e.0))),
             }
@@ -323,7 +324,10 @@ impl Lab {
     fn add_port(&mut self, config: &Config, port: &Port) -> Result<Device, LabError> {
         match port.kind {
             PortKind::Tap => self.add_tap(config, port).map(Device::Tap),
-            PortKind::Afpacket => open_packet(port.interface.as_deref().unwrap_or(&port.name)),
+            PortKind::Afpacket => open_packet(
+                port.interface.as_deref().unwrap_or(&port.name),
+                config.switch.threads,
+            ),
             PortKind::Vxlan => {
                 // A sealing port's counters start at the wall clock (see vxlan::seal).
                 let clock_ns = std::time::SystemTime::now()
@@ -529,9 +533,9 @@ pub fn interface_mac(ifname: &str) -> Option<MacAddr> {
 }
 
 /// Brings a host interface up and opens it with AF_PACKET.
-fn open_packet(ifname: &str) -> Result<Device, LabError> {
+fn open_packet(ifname: &str, threads: usize) -> Result<Device, LabError> {
     ip(&["link", "set", "dev", ifname, "up"])?;
-    PacketSocket::open(ifname)
+    PacketSocket::open_fanout(ifname, threads)
         .map(Device::Packet)
         .map_err(|e| err(format!("cannot open {ifname}: {e}")))
 }
