@@ -2,7 +2,7 @@
 //! back by tcpdump, and `vswitch trace --socket` against a running switch's
 //! live connections. Skips (and says why) without root or /dev/net/tun.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -62,20 +62,7 @@ fn dir(name: &str) -> PathBuf {
 
 /// Starts `vswitch capture ARGS` and waits until the switch has it.
 fn capture(args: &[&str], stdout: Stdio) -> Child {
-    let mut child = Command::new(BIN)
-        .arg("capture")
-        .args(args)
-        .stdout(stdout)
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn capture");
-    let mut err = BufReader::new(child.stderr.take().expect("stderr"));
-    let mut line = String::new();
-    err.read_line(&mut line).expect("capture's first line");
-    assert!(line.starts_with("capturing on port"), "{line}");
-    // Keep draining its stderr so it never blocks on it.
-    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
-    child
+    e2e::capture(Path::new(BIN), args, stdout)
 }
 
 fn wait(child: &mut Child) -> bool {

@@ -1,12 +1,17 @@
 //! Ring 3: `threads = 2`. Every TAP has two queues, each read by its own
 //! datapath thread pinned to a core; the kernel spreads a container's flows
 //! over the queues, and both threads share one pipeline. Parallel TCP
-//! transfers arrive byte for byte, both threads carry frames, a port added
+//! transfers arrive byte for byte, both threads carry frames and a live
+//! capture sees the frames of every flow, a port added
 //! by a reload is read on both queues, and an AF_PACKET port's two sockets
 //! (a fanout group) are both read.
 
+use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
+
+use packet::{Parsed, L4};
+use vswitch::capture::CaptureReader;
 
 use vswitch_tests::e2e::{self, Running, Veth};
 
@@ -68,6 +73,25 @@ fn parallel_transfers(from: &str, to: &str, to_ip: &str, base: u16, len: usize) 
     for f in flows {
         f.join().expect("a transfer");
     }
+}
+
+/// The server ports (the lower of the two) of the TCP frames in `pcap`.
+fn server_ports(pcap: &Path) -> BTreeSet<u16> {
+    let file = std::fs::File::open(pcap).expect("open the capture");
+    let mut reader = CaptureReader::new(std::io::BufReader::new(file)).expect("a capture");
+    let mut ports = BTreeSet::new();
+    while let Some(p) = reader.next_packet().expect("a record") {
+        if let Ok(Parsed {
+            l4: L4::Tcp {
+                src_port, dst_port, ..
+            },
+            ..
+        }) = Parsed::parse(p.data)
+        {
+            ports.insert(src_port.min(dst_port));
+        }
+    }
+    ports
 }
 
 /// Frames each datapath thread received, from `vswitch stats --json`.
@@ -133,11 +157,24 @@ fn two_pinned_threads_share_the_flows_and_every_byte_arrives() {
     }
 
     assert!(e2e::ping(&web, "10.64.0.3", &[]));
+    let pcap = std::env::temp_dir().join(format!("vswitch-e2e-{name}.pcap"));
+    let path = pcap.to_str().expect("utf-8 path");
+    let mut capture = e2e::capture(
+        Path::new(BIN),
+        &["db", "--name", name, "-w", path, "-s", "128", "tcp"],
+        Stdio::null(),
+    );
     parallel_transfers(&web, &db, "10.64.0.3", 5301, 4 << 20);
     parallel_transfers(&db, &web, "10.64.0.2", 5401, 4 << 20);
     let frames = thread_frames(name);
     assert_eq!(frames.len(), 2, "{frames:?}");
     assert!(frames.iter().all(|&n| n > 0), "a thread idle: {frames:?}");
+    e2e::run_ok(Command::new("kill").args(["-INT", &capture.id().to_string()]));
+    assert!(capture.wait().expect("capture").success());
+    // Whichever thread carried a flow, the capture has its frames.
+    let want: BTreeSet<u16> = (5301..5301 + FLOWS).chain(5401..5401 + FLOWS).collect();
+    assert_eq!(server_ports(&pcap), want);
+    let _ = std::fs::remove_file(&pcap);
     assert!(sw.stop().success());
 }
 

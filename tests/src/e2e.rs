@@ -302,6 +302,24 @@ impl Drop for Veth {
     }
 }
 
+/// Starts `BIN capture ARGS` and waits until the switch has it; its
+/// stderr is drained from then on so it never blocks on it.
+pub fn capture(bin: &Path, args: &[&str], stdout: Stdio) -> Child {
+    let mut child = Command::new(bin)
+        .arg("capture")
+        .args(args)
+        .stdout(stdout)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn capture");
+    let mut err = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    err.read_line(&mut line).expect("capture's first line");
+    assert!(line.starts_with("capturing on port"), "{line}");
+    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    child
+}
+
 /// `ethtool -k` of eth0 in `ns` lists `feature: on`.
 pub fn offload_on(ns: &str, feature: &str) -> bool {
     let out = exec(ns, &["ethtool", "-k", "eth0"]);
