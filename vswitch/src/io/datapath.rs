@@ -214,6 +214,12 @@ pub fn run(
         busy_poll,
     };
     let cpus = if threads > 1 { cpus() } else { Vec::new() };
+    if !cpus.is_empty() && threads > cpus.len() {
+        tracing::warn!(
+            "threads = {threads} on {} CPU(s): datapath threads share CPUs",
+            cpus.len()
+        );
+    }
     let result = std::thread::scope(|scope| {
         let mut handles = Vec::new();
         let mut result = Ok(());
