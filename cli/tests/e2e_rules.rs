@@ -324,11 +324,7 @@ fn reload_adds_a_rule_while_a_connection_keeps_flowing() {
     let next = dir.join("next.toml");
     let extra = "-A FORWARD -p tcp -m tcp --dport 6000 -j ACCEPT\n";
     std::fs::write(&next, reload_topo(name, extra)).expect("write config");
-    let out = std::process::Command::new(BIN)
-        .args(["reload", "--name", name, "--config"])
-        .arg(&next)
-        .output()
-        .expect("reload");
+    let out = e2e::reload(Path::new(BIN), name, &next);
     assert!(
         out.status.success(),
         "{}",
@@ -349,11 +345,7 @@ fn reload_adds_a_rule_while_a_connection_keeps_flowing() {
         reload_topo(name, "-A FORWARD -p tcp --dprt 7 -j ACCEPT\n"),
     )
     .expect("write config");
-    let out = std::process::Command::new(BIN)
-        .args(["reload", "--name", name, "--config"])
-        .arg(&bad)
-        .output()
-        .expect("reload");
+    let out = e2e::reload(Path::new(BIN), name, &bad);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

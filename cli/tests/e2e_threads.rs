@@ -189,11 +189,7 @@ fn a_port_added_by_reload_is_read_on_both_queues() {
     let next = topo(name, &[("web", "10.64.0.2"), ("cache", "10.64.0.4")]);
     let path = std::env::temp_dir().join(format!("vswitch-e2e-{name}-next.toml"));
     std::fs::write(&path, next).expect("write config");
-    let out = Command::new(BIN)
-        .args(["reload", "--name", name, "--config"])
-        .arg(&path)
-        .output()
-        .expect("reload");
+    let out = e2e::reload(Path::new(BIN), name, &path);
     assert!(
         out.status.success(),
         "{}",

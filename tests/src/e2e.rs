@@ -302,6 +302,15 @@ impl Drop for Veth {
     }
 }
 
+/// `BIN reload --name NAME --config CONFIG`, run to its end.
+pub fn reload(bin: &Path, name: &str, config: &Path) -> Output {
+    Command::new(bin)
+        .args(["reload", "--name", name, "--config"])
+        .arg(config)
+        .output()
+        .expect("run vswitch reload")
+}
+
 /// Starts `BIN capture ARGS` and waits until the switch has it; its
 /// stderr is drained from then on so it never blocks on it.
 pub fn capture(bin: &Path, args: &[&str], stdout: Stdio) -> Child {
