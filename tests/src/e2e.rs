@@ -342,8 +342,10 @@ pub fn offload_on(ns: &str, feature: &str) -> bool {
 /// asserts they all arrive unchanged.
 pub fn transfer(from: &str, to: &str, to_ip: &str, port: u16, len: usize) {
     let addr: SocketAddr = format!("{to_ip}:{port}").parse().expect("address");
+    let (bound, listening) = std::sync::mpsc::channel();
     let server = in_netns(to, move || {
         let l = TcpListener::bind(addr).expect("bind");
+        let _ = bound.send(());
         let (mut s, _) = l.accept().expect("accept");
         s.set_read_timeout(Some(Duration::from_secs(10)))
             .expect("timeout");
@@ -360,7 +362,9 @@ pub fn transfer(from: &str, to: &str, to_ip: &str, port: u16, len: usize) {
         }
         (total, h.finish())
     });
-    std::thread::sleep(Duration::from_millis(200));
+    listening
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the receiver listens");
     let client = in_netns(from, move || {
         let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
         let mut h = DefaultHasher::new();
