@@ -213,7 +213,7 @@ pub fn run(
         origin: Instant::now(),
         busy_poll,
     };
-    let cpus = if threads > 1 { cpus() } else { Vec::new() };
+    let cpus = cpus();
     if !cpus.is_empty() && threads > cpus.len() {
         tracing::warn!(
             "threads = {threads} on {} CPU(s): datapath threads share CPUs",
