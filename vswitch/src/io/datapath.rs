@@ -405,9 +405,11 @@ fn cpus() -> Vec<usize> {
     if got != 0 {
         return Vec::new();
     }
-    // SAFETY: CPU_ISSET reads the set within CPU_SETSIZE.
     (0..libc::CPU_SETSIZE as usize)
-        .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+        .filter(|&c| {
+            // SAFETY: c is below CPU_SETSIZE, within the set CPU_ISSET reads.
+            unsafe { libc::CPU_ISSET(c, &set) }
+        })
         .collect()
 }
 
