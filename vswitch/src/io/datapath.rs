@@ -459,8 +459,8 @@ fn lead(
         {
             let mut core = shared.core();
             let core = &mut *core;
-            watch_new(&w.poll, &core.captures, &mut watched)?;
             if !core.captures.is_empty() {
+                watch_new(&w.poll, &core.captures, &mut watched)?;
                 core.captures.flush();
                 for end in core.captures.take_ended() {
                     let _ = w
