@@ -125,19 +125,12 @@ impl PacketSocket {
         // Id 0 with UNIQUEID: the kernel picks a free group id, which the
         // others join with (without the flag, which the kernel drops).
         let arg = (PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_UNIQUEID) << 16;
-        setsockopt(&first.fd, libc::SOL_PACKET, PACKET_FANOUT, &arg)
-            .map_err(|e| io::Error::new(e.kind(), format!("PACKET_FANOUT on {ifname}: {e}")))?;
+        set_fanout(&first.fd, arg, ifname)?;
         let id = fanout_id(&first.fd)?;
         let mut all = vec![first];
         for _ in 1..n {
             let s = PacketSocket::open(ifname)?;
-            setsockopt(
-                &s.fd,
-                libc::SOL_PACKET,
-                PACKET_FANOUT,
-                &(id | PACKET_FANOUT_HASH << 16),
-            )
-            .map_err(|e| io::Error::new(e.kind(), format!("PACKET_FANOUT on {ifname}: {e}")))?;
+            set_fanout(&s.fd, id | PACKET_FANOUT_HASH << 16, ifname)?;
             all.push(s);
         }
         Ok(all)
@@ -168,6 +161,12 @@ impl PacketSocket {
         }
         writev_all(self.fd.as_raw_fd(), &hdr.to_bytes(), parts)
     }
+}
+
+/// Joins `fd` to the fanout group `arg` names (id, then type << 16).
+fn set_fanout(fd: &OwnedFd, arg: u32, ifname: &str) -> io::Result<()> {
+    setsockopt(fd, libc::SOL_PACKET, PACKET_FANOUT, &arg)
+        .map_err(|e| io::Error::new(e.kind(), format!("PACKET_FANOUT on {ifname}: {e}")))
 }
 
 /// The id of the fanout group `fd` is in (the low 16 bits of what
