@@ -102,11 +102,6 @@ impl Tap {
         self.vnet
     }
 
-    /// How many queues the TAP has.
-    pub fn queues(&self) -> usize {
-        self.queues.len()
-    }
-
     /// Queue `q`'s descriptor, if the TAP has that queue.
     pub fn queue_fd(&self, q: usize) -> Option<RawFd> {
         self.queues.get(q).map(AsRawFd::as_raw_fd)
