@@ -138,8 +138,8 @@ fn udp_datagrams_cross() {
     }
     let _g = e2e::serial();
     let sw = start("vse2e-udp");
-    let server = e2e::in_netns("vse2e-udp-db", || {
-        let s = UdpSocket::bind("10.61.0.3:5002").expect("bind");
+    let bind = || UdpSocket::bind("10.61.0.3:5002").expect("bind");
+    let server = e2e::listen_in_netns("vse2e-udp-db", bind, |s| {
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let mut got = Vec::new();
         let mut buf = [0u8; 2048];
@@ -150,7 +150,6 @@ fn udp_datagrams_cross() {
         }
         got
     });
-    std::thread::sleep(Duration::from_millis(200));
     let client = e2e::in_netns("vse2e-udp-web", || {
         let s = UdpSocket::bind("10.61.0.2:0").expect("bind");
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();

@@ -187,8 +187,8 @@ fn live_trace_sees_the_running_connection() {
     let name = "cap-trace";
     let (web, db) = (format!("{name}-web"), format!("{name}-db"));
     let sw = start(name);
-    let server = e2e::in_netns(&db, || {
-        let l = TcpListener::bind("10.71.0.3:7000").expect("bind");
+    let bind = || TcpListener::bind("10.71.0.3:7000").expect("bind");
+    let server = e2e::listen_in_netns(&db, bind, |l| {
         let (mut s, _) = l.accept().expect("accept");
         let mut buf = [0u8; 4];
         while s.read_exact(&mut buf).is_ok() {
@@ -197,7 +197,6 @@ fn live_trace_sees_the_running_connection() {
             }
         }
     });
-    std::thread::sleep(Duration::from_millis(200));
     let (go, wait_go) = std::sync::mpsc::channel::<()>();
     let (port_tx, port_rx) = std::sync::mpsc::channel::<u16>();
     let client = e2e::in_netns(&web, move || {

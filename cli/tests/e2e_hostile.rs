@@ -149,8 +149,8 @@ fn garbage_and_spoofed_frames_are_counted_and_dropped_and_ping_still_works() {
 
     // A datagram with db's own address as source never reaches db; the
     // same from web's address does.
-    let listener = e2e::in_netns(&db_ns, || {
-        let s = UdpSocket::bind("10.63.0.3:7000").expect("bind");
+    let bind = || UdpSocket::bind("10.63.0.3:7000").expect("bind");
+    let listener = e2e::listen_in_netns(&db_ns, bind, |s| {
         s.set_read_timeout(Some(Duration::from_secs(2)))
             .expect("timeout");
         let mut got = Vec::new();
@@ -160,7 +160,6 @@ fn garbage_and_spoofed_frames_are_counted_and_dropped_and_ping_still_works() {
         }
         got
     });
-    std::thread::sleep(Duration::from_millis(200));
     let spoofed_before = drops(name, "web", "spoofed");
     let other = "10.63.0.9".parse().unwrap();
     send_raw(

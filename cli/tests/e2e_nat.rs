@@ -63,8 +63,8 @@ fn sh(args: &[&str]) {
 /// Accepts one connection on `addr` inside `ns` and answers with the
 /// address it came from.
 fn peer_server(ns: &str, addr: &'static str) -> std::thread::JoinHandle<()> {
-    e2e::in_netns(ns, move || {
-        let l = TcpListener::bind(addr).expect("bind");
+    let bind = move || TcpListener::bind(addr).expect("bind");
+    e2e::listen_in_netns(ns, bind, |l| {
         let (mut s, peer) = l.accept().expect("accept");
         s.write_all(peer.ip().to_string().as_bytes())
             .expect("answer");
@@ -88,8 +88,8 @@ fn ask(ns: &str, to: &'static str) -> String {
 /// A query from `web` for a name no network holds reaches the resolver in
 /// `lan` and its answer comes back.
 fn dns_is_forwarded(web: &str, lan: &str) {
-    let resolver = e2e::in_netns(lan, || {
-        let s = UdpSocket::bind("192.0.2.1:53").expect("bind 53");
+    let bind = || UdpSocket::bind("192.0.2.1:53").expect("bind 53");
+    let resolver = e2e::listen_in_netns(lan, bind, |s| {
         s.set_read_timeout(Some(Duration::from_secs(5)))
             .expect("timeout");
         let mut buf = [0u8; 512];
@@ -105,7 +105,6 @@ fn dns_is_forwarded(web: &str, lan: &str) {
         answer.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 203, 0, 113, 7]);
         s.send_to(&answer, from).expect("answer");
     });
-    std::thread::sleep(Duration::from_millis(200));
     let out = e2e::exec(
         web,
         &[
@@ -145,7 +144,6 @@ fn masquerade_publish_and_hairpin() {
 
     // Out: the outside sees the uplink address.
     let server = peer_server(&lan, "192.0.2.1:9000");
-    std::thread::sleep(Duration::from_millis(200));
     assert_eq!(ask(&web, "192.0.2.1:9000"), "192.0.2.10");
     server.join().expect("server");
     assert!(e2e::ping(&web, "192.0.2.1", &[]), "ping out");
@@ -160,19 +158,17 @@ fn masquerade_publish_and_hairpin() {
 
     // In: the published port, the client's address preserved.
     let server = peer_server(&web, "0.0.0.0:80");
-    std::thread::sleep(Duration::from_millis(200));
     assert_eq!(ask(&lan, "192.0.2.10:8080"), "192.0.2.1");
     server.join().expect("server");
 
     // Hairpin: db through the uplink address reaches web.
     let server = peer_server(&web, "0.0.0.0:80");
-    std::thread::sleep(Duration::from_millis(200));
     assert_eq!(ask(&db, "192.0.2.10:8080"), "10.68.0.3");
     server.join().expect("server");
 
     // UDP published: the answer comes back from the uplink address.
-    let server = e2e::in_netns(&web, || {
-        let s = UdpSocket::bind("0.0.0.0:53").expect("bind 53");
+    let bind = || UdpSocket::bind("0.0.0.0:53").expect("bind 53");
+    let server = e2e::listen_in_netns(&web, bind, |s| {
         s.set_read_timeout(Some(Duration::from_secs(5)))
             .expect("timeout");
         let mut buf = [0u8; 64];
@@ -180,7 +176,6 @@ fn masquerade_publish_and_hairpin() {
         s.send_to(peer.ip().to_string().as_bytes(), peer)
             .expect("answer");
     });
-    std::thread::sleep(Duration::from_millis(200));
     let answer = e2e::in_netns(&lan, || {
         let s = UdpSocket::bind("192.0.2.1:0").expect("bind");
         s.set_read_timeout(Some(Duration::from_secs(5)))
@@ -221,8 +216,8 @@ fn masquerade_publish_and_hairpin() {
 
     // Fifty outbound connections at once, each masqueraded and answered.
     const N: usize = 50;
-    let server = e2e::in_netns(&lan, || {
-        let l = TcpListener::bind("192.0.2.1:9001").expect("bind");
+    let bind = || TcpListener::bind("192.0.2.1:9001").expect("bind");
+    let server = e2e::listen_in_netns(&lan, bind, |l| {
         let mut conns = Vec::new();
         for _ in 0..N {
             let (mut s, _) = l.accept().expect("accept");
@@ -233,7 +228,6 @@ fn masquerade_publish_and_hairpin() {
         }
         conns.len()
     });
-    std::thread::sleep(Duration::from_millis(200));
     let echoed = e2e::in_netns(&web, || {
         let addr: SocketAddr = "192.0.2.1:9001".parse().expect("address");
         let mut open = Vec::new();

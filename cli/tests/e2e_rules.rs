@@ -113,15 +113,14 @@ fn rules_decide_what_crosses() {
 
     // The allowed port connects and the server's replies come back by the
     // ESTABLISHED rule: a request and its echo cross.
-    let server = e2e::in_netns(&db, || {
-        let l = TcpListener::bind("10.63.0.3:5432").expect("bind 5432");
+    let bind = || TcpListener::bind("10.63.0.3:5432").expect("bind 5432");
+    let server = e2e::listen_in_netns(&db, bind, |l| {
         let (mut s, _) = l.accept().expect("accept");
         let mut buf = [0u8; 5];
         s.read_exact(&mut buf).expect("read");
         s.write_all(&buf).expect("echo");
         buf
     });
-    std::thread::sleep(Duration::from_millis(200));
     let echoed = e2e::in_netns(&web, || {
         let addr: SocketAddr = "10.63.0.3:5432".parse().expect("address");
         let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
@@ -156,15 +155,14 @@ fn rules_decide_what_crosses() {
 
     // REJECT icmp-port-unreachable reaches a connected UDP socket as
     // ECONNREFUSED; the open UDP port delivers.
-    let udp = e2e::in_netns(&db, || {
-        let s = UdpSocket::bind("10.63.0.3:5354").expect("bind 5354");
+    let bind = || UdpSocket::bind("10.63.0.3:5354").expect("bind 5354");
+    let udp = e2e::listen_in_netns(&db, bind, |s| {
         s.set_read_timeout(Some(Duration::from_secs(5)))
             .expect("timeout");
         let mut buf = [0u8; 16];
         let (n, _) = s.recv_from(&mut buf).expect("datagram");
         buf[..n].to_vec()
     });
-    std::thread::sleep(Duration::from_millis(200));
     let refused = e2e::in_netns(&web, || {
         let s = UdpSocket::bind("10.63.0.2:0").expect("bind");
         s.set_read_timeout(Some(Duration::from_secs(3)))
@@ -267,8 +265,8 @@ text = """
 
 /// Echoes what each connection sends, for `n` connections.
 fn echo_server(ns: &str, addr: &'static str, n: usize) -> std::thread::JoinHandle<()> {
-    e2e::in_netns(ns, move || {
-        let l = TcpListener::bind(addr).expect("bind");
+    let bind = move || TcpListener::bind(addr).expect("bind");
+    e2e::listen_in_netns(ns, bind, move |l| {
         for _ in 0..n {
             let (mut s, _) = l.accept().expect("accept");
             std::thread::spawn(move || {
@@ -295,7 +293,6 @@ fn reload_adds_a_rule_while_a_connection_keeps_flowing() {
     let sw = Running::start(Path::new(BIN), name, &reload_topo(name, ""));
     let server = echo_server(&db, "10.69.0.3:5432", 1);
     let other = echo_server(&db, "10.69.0.3:6000", 1);
-    std::thread::sleep(Duration::from_millis(200));
     let (to_client, from_test) = std::sync::mpsc::channel::<()>();
     let (to_test, from_client) = std::sync::mpsc::channel::<String>();
     // A connection that exchanges a line, waits for the reload, exchanges again.
@@ -419,7 +416,6 @@ fn reload_adds_and_removes_a_port_while_a_connection_keeps_flowing() {
     e2e::remove_netns(&[&web, &db, &new]);
     let sw = Running::start(Path::new(BIN), name, &ports_topo(name, ""));
     let server = echo_server(&db, "10.73.0.3:5432", 1);
-    std::thread::sleep(Duration::from_millis(200));
     // A connection that keeps exchanging lines until told to stop; it
     // reports how many round trips it made.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));

@@ -240,6 +240,24 @@ pub fn in_netns<T: Send + 'static>(
     })
 }
 
+/// Runs `serve` on what `bind` opened, in a thread inside namespace `ns`;
+/// returns once `bind` has, so a client started next finds the socket.
+pub fn listen_in_netns<S: 'static, T: Send + 'static>(
+    ns: &str,
+    bind: impl FnOnce() -> S + Send + 'static,
+    serve: impl FnOnce(S) -> T + Send + 'static,
+) -> JoinHandle<T> {
+    let (bound, listening) = std::sync::mpsc::channel();
+    let server = in_netns(ns, move || {
+        let socket = bind();
+        let _ = bound.send(());
+        serve(socket)
+    });
+    // An error means `bind` panicked; joining the server tells why.
+    let _ = listening.recv_timeout(Duration::from_secs(10));
+    server
+}
+
 /// Removes namespaces a failed earlier run may have left.
 pub fn remove_netns(names: &[&str]) {
     for n in names {
@@ -342,10 +360,8 @@ pub fn offload_on(ns: &str, feature: &str) -> bool {
 /// asserts they all arrive unchanged.
 pub fn transfer(from: &str, to: &str, to_ip: &str, port: u16, len: usize) {
     let addr: SocketAddr = format!("{to_ip}:{port}").parse().expect("address");
-    let (bound, listening) = std::sync::mpsc::channel();
-    let server = in_netns(to, move || {
-        let l = TcpListener::bind(addr).expect("bind");
-        let _ = bound.send(());
+    let bind = move || TcpListener::bind(addr).expect("bind");
+    let server = listen_in_netns(to, bind, move |l| {
         let (mut s, _) = l.accept().expect("accept");
         s.set_read_timeout(Some(Duration::from_secs(10)))
             .expect("timeout");
@@ -362,9 +378,6 @@ pub fn transfer(from: &str, to: &str, to_ip: &str, port: u16, len: usize) {
         }
         (total, h.finish())
     });
-    listening
-        .recv_timeout(Duration::from_secs(10))
-        .expect("the receiver listens");
     let client = in_netns(from, move || {
         let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
         let mut h = DefaultHasher::new();
