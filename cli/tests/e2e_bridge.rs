@@ -128,6 +128,17 @@ fn tcp_transfer_arrives_intact() {
         5001,
         20 * 1024 * 1024,
     );
+    // The transfer's established segments crossed by the exact-match
+    // cache, offloaded super-frames included, and arrived intact.
+    let stats = e2e::run_ok(std::process::Command::new(BIN).args([
+        "stats",
+        "--name",
+        "vse2e-tcp",
+        "--json",
+    ]));
+    let stats: serde_json::Value = serde_json::from_str(&stats).expect("json");
+    let hits = stats["fast_path"]["hits"].as_u64().unwrap_or(0);
+    assert!(hits >= 100, "{stats}");
     assert!(sw.stop().success());
 }
 

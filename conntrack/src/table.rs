@@ -29,7 +29,7 @@ const MAX_SLOTS: usize = (1 << 31) - 1;
 /// generation comes round again, 2^32 entries later).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct EntryId {
-    index: u32,
+    pub(crate) index: u32,
     gen: u32,
 }
 

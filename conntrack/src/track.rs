@@ -23,7 +23,7 @@ use packet::ipv4::protocol::{ICMP, ICMPV6, TCP, UDP};
 
 use crate::table::{key, nanos, Entry, Proto};
 use crate::tcp::{Segment, TcpConn, TcpState, Verdict, RST};
-use crate::{Conntrack, CtL4, CtPacket, CtState, Dir, Status, Track, Tuple};
+use crate::{Conntrack, CtL4, CtPacket, CtState, Dir, EntryId, Status, Track, Tuple};
 
 fn invalid_track() -> Track {
     Track {
@@ -84,6 +84,27 @@ impl<E: Default> Conntrack<E> {
             self.stats.invalid += 1;
         }
         track
+    }
+
+    /// `track` for a packet a cache says belongs to entry `id`, which
+    /// skips the index: `None`, with nothing changed, unless `id` is still
+    /// a confirmed, unexpired entry holding the packet's tuple.
+    pub fn track_known(&mut self, now: Duration, id: EntryId, pkt: &CtPacket) -> Option<Track> {
+        let now = nanos(now);
+        let tuple = packet_key(pkt).filter(|_| !matches!(pkt.l4, CtL4::IcmpError { .. }))?;
+        let e = self
+            .get(id)
+            .filter(|e| e.is_confirmed() && e.expires > now)?;
+        let dir = [Dir::Original, Dir::Reply]
+            .into_iter()
+            .find(|&d| *e.tuple(d) == tuple)?;
+        self.now = self.now.max(now);
+        self.stats.found += 1;
+        let track = self.existing(now, id.index, dir, tuple, pkt);
+        if track.state == CtState::Invalid {
+            self.stats.invalid += 1;
+        }
+        Some(track)
     }
 
     fn classify(&mut self, now: u64, pkt: &CtPacket) -> Track {

@@ -5,7 +5,7 @@ use core::str::FromStr;
 use std::net::Ipv4Addr;
 
 /// A 48-bit Ethernet address.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct MacAddr(pub [u8; 6]);
 
 impl MacAddr {
@@ -38,10 +38,23 @@ impl MacAddr {
         *self == Self::ZERO
     }
 
+    /// The address as the low 48 bits of an integer, first octet highest.
+    pub const fn to_u64(&self) -> u64 {
+        let b = self.0;
+        u64::from_be_bytes([0, 0, b[0], b[1], b[2], b[3], b[4], b[5]])
+    }
+
     /// The address Docker derives from a container's IPv4 address: `02:42` followed by the four octets.
     pub fn from_ipv4(ip: Ipv4Addr) -> MacAddr {
         let o = ip.octets();
         MacAddr([0x02, 0x42, o[0], o[1], o[2], o[3]])
+    }
+}
+
+// One word, not a length-prefixed slice: the FDB hashes two per frame.
+impl core::hash::Hash for MacAddr {
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.to_u64());
     }
 }
 

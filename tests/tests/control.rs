@@ -88,8 +88,12 @@ fn stats_listing() {
     );
     let text = respond(&mut h.switch, &io, h.now, "stats").unwrap();
     assert!(text.contains("  drops: malformed=1\n"), "{text}");
+    // The datagram was a unicast IPv4 frame the exact-match cache did not hold.
+    assert_eq!(v["fast_path"], serde_json::json!({"hits": 0, "misses": 1}));
     assert!(
-        text.ends_with("conntrack: entries=1 max=262144 early_drop=0 full=0\n"),
+        text.ends_with(
+            "conntrack: entries=1 max=262144 early_drop=0 full=0\nfast_path: hits=0 misses=1\n"
+        ),
         "{text}"
     );
 }
@@ -219,6 +223,9 @@ fn metrics_render_every_counter() {
         "vswitch_io_errors_total{direction=\"rx\"} 2",
         "# TYPE vswitch_datapath_frames_total counter",
         "vswitch_datapath_frames_total{thread=\"1\"} 4",
+        "# TYPE vswitch_fast_path_lookups_total counter",
+        "vswitch_fast_path_lookups_total{result=\"hit\"} 0",
+        "vswitch_fast_path_lookups_total{result=\"miss\"} 1",
         "vswitch_conntrack_entries 1",
     ] {
         assert!(page.lines().any(|l| l == line), "no {line:?} in\n{page}");

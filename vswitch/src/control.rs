@@ -193,9 +193,11 @@ fn fdb(switch: &Switch, now: Timestamp, json: bool) -> String {
 
 /// Per-port counters and drops by reason; the connection table's size,
 /// limit, entries evicted to make room (`early_drop`) and connections
-/// refused because nothing could be (`full`).
+/// refused because nothing could be (`full`); the exact-match cache's hits
+/// and misses.
 fn stats(switch: &Switch, io: &IoStats, json: bool) -> String {
     let ct = switch.firewall().conntrack();
+    let fast = switch.fast_path();
     if json {
         let ports: Vec<_> = switch
             .ports()
@@ -213,7 +215,8 @@ fn stats(switch: &Switch, io: &IoStats, json: bool) -> String {
         let v = json!({"ports": ports, "io": {"rx_errors": io.rx_errors, "tx_errors": io.tx_errors,
                              "thread_frames": io.thread_frames},
                        "conntrack": {"entries": ct.len(), "max": ct.config().max_entries,
-                                     "early_drop": ct.stats().early_drop, "full": ct.stats().drop}});
+                                     "early_drop": ct.stats().early_drop, "full": ct.stats().drop},
+                       "fast_path": {"hits": fast.hits, "misses": fast.misses}});
         return format!("{v}\n");
     }
     let mut s = format!(
@@ -253,5 +256,6 @@ fn stats(switch: &Switch, io: &IoStats, json: bool) -> String {
         ct.stats().early_drop,
         ct.stats().drop
     );
+    let _ = writeln!(s, "fast_path: hits={} misses={}", fast.hits, fast.misses);
     s
 }

@@ -17,6 +17,7 @@
 //! Owned by the pipeline; the I/O layer reaches it only through `Switch`.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{Hash, Hasher};
 use std::net::Ipv4Addr;
 
 use foldhash::fast::RandomState;
@@ -34,10 +35,19 @@ pub struct Domain {
     pub vlan: u16,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 struct Key {
     domain: Domain,
     mac: MacAddr,
+}
+
+// One word per key: learning and forwarding each hash one per frame.
+impl Hash for Key {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let Domain { network, vlan } = self.domain;
+        let domain = u64::from(network) << 12 ^ u64::from(vlan);
+        state.write_u64(self.mac.to_u64() ^ domain << 48);
+    }
 }
 
 /// Where a MAC lives: a port, and for a vxlan port the VTEP behind it.

@@ -22,7 +22,7 @@
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use conntrack::{ConfirmError, Conntrack, CtL4, CtPacket, Dir, EntryId, Status};
+use conntrack::{ConfirmError, Conntrack, CtL4, CtPacket, Dir, EntryId, Status, Track};
 use packet::icmpv4::msg;
 use packet::ipv4::protocol;
 use packet::{FlowKey, Parsed, L3, L4};
@@ -51,6 +51,16 @@ pub enum Refusal {
     TooBig {
         mtu: u16,
     },
+}
+
+/// What `prerouting` is told beside the packet.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Prerouted {
+    /// The transport checksum holds only the pseudo header's sum.
+    pub partial_csum: bool,
+    /// Conntrack's answer, when it has already seen the packet
+    /// (`established` gave up after tracking it).
+    pub tracked: Option<Track>,
 }
 
 /// A packet between hooks: what the rules see of it, what targets changed,
@@ -245,6 +255,74 @@ impl Firewall {
         self.conns.expire(Duration::from_nanos(now.as_nanos()));
     }
 
+    /// For the switch's exact-match cache: the hooks' work on a packet of
+    /// the established connection `conn` bridged from `iif` to `oif`, when
+    /// nothing in them can tell its packets apart: raw and mangle
+    /// PREROUTING are empty, nobody is tracing, and the flow's FORWARD and
+    /// POSTROUTING path is cached. The packet is tracked, NATed and counted
+    /// on the path. `Err(None)`: nothing was done; `Err(Some(track))`:
+    /// conntrack took the packet, which must go the full way with that.
+    #[allow(clippy::too_many_arguments)]
+    pub fn established(
+        &mut self,
+        now: Timestamp,
+        conn: EntryId,
+        iif: Iface,
+        oif: Iface,
+        parsed: &Parsed,
+        frame: &mut [u8],
+        partial_csum: bool,
+    ) -> Result<(), Option<Track>> {
+        if !self.skips_prerouting() {
+            return Err(None);
+        }
+        let pkt = ct_packet(parsed, frame).ok_or(None)?;
+        let now = Duration::from_nanos(now.as_nanos());
+        let t = self.conns.track_known(now, conn, &pkt).ok_or(None)?;
+        let generation = self.rules.generation();
+        let e = match (t.state, t.id.and_then(|id| self.conns.get(id))) {
+            (conntrack::CtState::Established, Some(e)) => e,
+            _ => return Err(Some(t)),
+        };
+        let Lookup::Hit(path) = e.extra.lookup(t.dir, generation, iif, oif) else {
+            return Err(Some(t));
+        };
+        if e.status.contains(Status::SRC_NAT) || e.status.contains(Status::DST_NAT) {
+            let tuples = *e.tuples();
+            if nat::rewrite(frame, parsed.l3_offset, &tuples, t.dir, partial_csum).is_err() {
+                return Err(Some(t));
+            }
+        }
+        self.rules.replay(path, pkt.len as u16);
+        Ok(())
+    }
+
+    /// The connection of `pass`, when the exact-match cache may remember
+    /// its flow: it is established, `established` would take its packets,
+    /// and its way out was the cached path with no target changing them.
+    pub fn cached_flow(&self, pass: &Pass) -> Option<EntryId> {
+        let (Some((id, dir)), Some(iif), Some(oif)) = (pass.conn, pass.info.iif, pass.info.oif)
+        else {
+            return None;
+        };
+        let unchanged = pass.meta.ttl.is_none() && pass.meta.tos.is_none();
+        let e = self.conns.get(id)?;
+        let path = e.extra.lookup(dir, self.rules.generation(), iif, oif);
+        (pass.cacheable
+            && unchanged
+            && e.mark == pass.meta.ctmark
+            && matches!(path, Lookup::Hit(_))
+            && self.skips_prerouting())
+        .then_some(id)
+    }
+
+    /// No PREROUTING rule sees an established packet, and no trace is on.
+    fn skips_prerouting(&self) -> bool {
+        self.journal.is_none()
+            && self.rules.is_empty(Table::Raw, Hook::Prerouting)
+            && self.rules.is_empty(Table::Mangle, Hook::Prerouting)
+    }
+
     /// raw PREROUTING, conntrack, mangle PREROUTING, nat PREROUTING for a
     /// packet that came in by `iif`; `bridged` when it is not addressed to
     /// the gateway's MAC. `None` for what the rules do not see (anything
@@ -259,15 +337,15 @@ impl Firewall {
         bridged: bool,
         parsed: &Parsed,
         frame: &mut [u8],
-        partial_csum: bool,
+        rx: Prerouted,
     ) -> Option<Result<Pass, Refusal>> {
         let info = self.describe(parsed, frame, Some(iif), None, bridged)?;
         let mut pass = Pass::new(info);
-        pass.partial_csum = partial_csum;
+        pass.partial_csum = rx.partial_csum;
         let verdict = self
             .hook(now, &mut pass, Table::Raw, Hook::Prerouting)
             .and_then(|()| {
-                self.track(now, &mut pass, parsed, frame);
+                self.track(now, &mut pass, parsed, frame, rx.tracked);
                 if !pass.creates {
                     self.translate(&mut pass, parsed.l3_offset, frame)?;
                 }
@@ -401,7 +479,7 @@ impl Firewall {
     ) -> Result<(), Refusal> {
         self.hook(now, pass, Table::Raw, Hook::Output)?;
         if tracked {
-            self.track(now, pass, parsed, frame);
+            self.track(now, pass, parsed, frame, None);
         } else {
             self.note(|| "conntrack: UNTRACKED (the switch's answer to a refused packet)".into());
         }
@@ -584,7 +662,14 @@ impl Firewall {
 
     /// Looks the packet up in the connection table (or starts an entry) and
     /// fills in what `-m conntrack` matches on.
-    fn track(&mut self, now: Timestamp, pass: &mut Pass, parsed: &Parsed, frame: &[u8]) {
+    fn track(
+        &mut self,
+        now: Timestamp,
+        pass: &mut Pass,
+        parsed: &Parsed,
+        frame: &[u8],
+        tracked: Option<Track>,
+    ) {
         if pass.meta.notrack {
             pass.info.ct = CtInfo::default();
             self.note(|| "conntrack: UNTRACKED (raw table NOTRACK)".into());
@@ -598,7 +683,10 @@ impl Firewall {
             self.note(|| "conntrack: UNTRACKED (no ports to key it: a fragment or an ICMP message conntrack does not follow)".into());
             return;
         };
-        let t = self.conns.track(Duration::from_nanos(now.as_nanos()), &pkt);
+        let t = match tracked {
+            Some(t) => t,
+            None => self.conns.track(Duration::from_nanos(now.as_nanos()), &pkt),
+        };
         let state = match t.state {
             conntrack::CtState::New => CtState::New,
             conntrack::CtState::Established => CtState::Established,

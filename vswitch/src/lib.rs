@@ -8,6 +8,7 @@ pub mod config;
 pub mod control;
 pub mod dhcp;
 pub mod dns;
+pub mod fast_path;
 pub mod fdb;
 pub mod firewall;
 pub mod flow_cache;

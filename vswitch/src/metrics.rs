@@ -82,6 +82,19 @@ pub fn render(switch: &Switch, io: &IoStats) -> String {
     }
     header(
         &mut s,
+        "vswitch_fast_path_lookups_total",
+        "Eligible frames the exact-match cache sent on (hit) or left to the full pipeline (miss).",
+        "counter",
+    );
+    let fast = switch.fast_path();
+    for (result, n) in [("hit", fast.hits), ("miss", fast.misses)] {
+        let _ = writeln!(
+            s,
+            "vswitch_fast_path_lookups_total{{result=\"{result}\"}} {n}"
+        );
+    }
+    header(
+        &mut s,
         "vswitch_conntrack_entries",
         "Tracked connections.",
         "gauge",

@@ -30,13 +30,14 @@ use packet::{MacAddr, Parsed, L3, L4};
 
 use crate::config::{Config, ConfigErrors, Ipv4Net, PortKind};
 use crate::dhcp::Destination;
+use crate::fast_path::{self, FastPath, FastPathStats};
 use crate::fdb::{Domain, Fdb, Learned, Station};
-use crate::firewall::{self, Firewall, Pass, Refusal};
+use crate::firewall::{self, Firewall, Pass, Prerouted, Refusal};
 use crate::flowspec;
 use crate::gateway::{self, Body, Gateway, Reply};
 use crate::neigh::Neighbours;
 use crate::netfilter::Iface;
-use crate::output::{Output, Payload, TagEdit};
+use crate::output::{Emit, Output, Payload, TagEdit};
 use crate::parent::{self, Kind, Parent};
 use crate::port::{Egress, Port, PortId, VlanMembership};
 use crate::port_security::Identity;
@@ -139,6 +140,8 @@ pub struct Switch {
     fdb: Fdb,
     neighbours: Neighbours,
     firewall: Firewall,
+    /// Established bridged flows' decisions, for their later frames.
+    fast: FastPath,
     services: Services,
     /// What the switch was built from, to tell a reload what changed.
     config: Config,
@@ -314,6 +317,7 @@ impl Switch {
             fdb,
             neighbours,
             firewall: Firewall::new(config, rules),
+            fast: FastPath::default(),
             services: Services::new(config),
             config: config.clone(),
         })
@@ -361,6 +365,11 @@ impl Switch {
             .find(|n| n.name == name)
             .and_then(|n| n.parent.as_mut());
         parent.map(|p| p.mac = mac).is_some()
+    }
+
+    /// The exact-match cache's counters.
+    pub fn fast_path(&self) -> FastPathStats {
+        self.fast.stats()
     }
 
     pub fn firewall(&self) -> &Firewall {
@@ -634,17 +643,28 @@ impl Switch {
             port: ingress.0,
             network: domain.network,
         };
-        let mut pass =
-            match self
-                .firewall
-                .prerouting(now, iif, !to_gateway, &parsed, frame, rx.partial_csum)
-            {
-                None => None,
-                Some(Ok(pass)) => Some(pass),
-                Some(Err(refusal)) => {
-                    return self.refuse(now, refusal, &gw, ingress, &parsed, frame, out)
-                }
-            };
+        let key = fast_path::Key::of(ingress, &parsed).filter(|_| !to_gateway);
+        let mut tracked = None;
+        if let Some(key) = &key {
+            match self.fast_forward(now, domain, key, &parsed, frame, rx, out) {
+                Ok(verdict) => return verdict,
+                Err(t) => tracked = t,
+            }
+        }
+        let before = Prerouted {
+            partial_csum: rx.partial_csum,
+            tracked,
+        };
+        let mut pass = match self
+            .firewall
+            .prerouting(now, iif, !to_gateway, &parsed, frame, before)
+        {
+            None => None,
+            Some(Ok(pass)) => Some(pass),
+            Some(Err(refusal)) => {
+                return self.refuse(now, refusal, &gw, ingress, &parsed, frame, out)
+            }
+        };
         if let Some(p) = pass.as_ref().and_then(|p| p.reparsed) {
             parsed = p;
         }
@@ -679,8 +699,81 @@ impl Switch {
         }
         if accepted {
             apply_mangle(&pass, &parsed, frame);
+            if let (Some(key), Verdict::Forwarded(1)) = (key, verdict) {
+                self.remember(key, &pass, out);
+            }
         }
         verdict
+    }
+
+    /// A frame of a flow the exact-match cache holds, sent the way its
+    /// flow's frames went, if the FDB and the hooks still agree (see
+    /// `fast_path`). `Err` as for `Firewall::established`.
+    #[allow(clippy::too_many_arguments)]
+    fn fast_forward(
+        &mut self,
+        now: Timestamp,
+        domain: Domain,
+        key: &fast_path::Key,
+        parsed: &Parsed,
+        frame: &mut [u8],
+        rx: RxInfo,
+        out: &mut Output,
+    ) -> Result<Verdict, Option<conntrack::Track>> {
+        let flow = self.fast.get(key);
+        let hit = flow.is_some_and(|f| {
+            self.fdb.lookup(domain, parsed.dst, now) == Some(Station::from(f.egress))
+        });
+        let (Some(flow), true) = (flow, hit) else {
+            self.fast.count(false);
+            return Err(None);
+        };
+        let iif = Iface {
+            port: key.ingress().0,
+            network: domain.network,
+        };
+        let oif = Iface {
+            port: flow.egress.0,
+            network: self.ports[flow.egress.index()].network,
+        };
+        let done =
+            self.firewall
+                .established(now, flow.conn, iif, oif, parsed, frame, rx.partial_csum);
+        self.fast.count(done.is_ok());
+        done?;
+        Ok(
+            match self.send(flow.egress, domain.vlan, parsed.vlan(), frame.len(), out) {
+                true => Verdict::Forwarded(1),
+                false => Verdict::Dropped(DropReason::NoEgress),
+            },
+        )
+    }
+
+    /// Lets the exact-match cache hold the flow of a frame the full way
+    /// bridged to one port, when a later frame's fate could not differ:
+    /// no macvlan/ipvlan parent or vxlan port is involved, and the hooks
+    /// allow (`Firewall::cached_flow`).
+    fn remember(&mut self, key: fast_path::Key, pass: &Pass, out: &Output) {
+        let [Emit {
+            port: egress,
+            payload: Payload::Ingress,
+            tunnel: None,
+            ..
+        }] = out.emits()
+        else {
+            return;
+        };
+        let egress = *egress;
+        let plain = |p: PortId| {
+            let p = &self.ports[p.index()];
+            p.tunnel.is_none() && self.networks[usize::from(p.network)].parent.is_none()
+        };
+        if !plain(key.ingress()) || !plain(egress) {
+            return;
+        }
+        if let Some(conn) = self.firewall.cached_flow(pass) {
+            self.fast.insert(key, fast_path::Flow { conn, egress });
+        }
     }
 
     /// ARP at the gateway: learns the sender, answers for the gateway's

@@ -1,0 +1,393 @@
+//! Ring 2 for the exact-match cache: every frame of a script, and of
+//! random sequences, goes through a switch that uses the cache and through
+//! a copy that is tracing, which always takes the full pipeline. What comes
+//! out must be the same byte for byte, and so must the rule counters, the
+//! connection table, the FDB and the port counters afterwards.
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use packet::tcp::TcpFlags;
+use packet::MacAddr;
+use proptest::prelude::*;
+use vswitch::control::respond;
+use vswitch::stats::IoStats;
+use vswitch::Verdict;
+use vswitch_tests::frames::{mac, tcp, udp, Seg};
+use vswitch_tests::harness::{Harness, Sent};
+
+/// Three ports on one bridge, learning free to move MACs between them; a
+/// bridged DNAT and SNAT, a rule that drops one UDP port, and a short FDB
+/// aging so that destinations age out within a test.
+const TOPO: &str = r#"
+[switch]
+fdb_aging = 30
+
+[[network]]
+name = "front"
+subnet = "10.10.0.0/24"
+
+[[port]]
+name = "a"
+network = "front"
+ip = "10.10.0.2"
+port_security = false
+
+[[port]]
+name = "b"
+network = "front"
+ip = "10.10.0.3"
+port_security = false
+
+[[port]]
+name = "c"
+network = "front"
+ip = "10.10.0.4"
+port_security = false
+
+[rules]
+text = """
+*nat
+-A PREROUTING -d 10.10.0.50/32 -p tcp --dport 80 -j DNAT --to-destination 10.10.0.3:8080
+-A POSTROUTING -s 10.10.0.2/32 -o c -p udp -j SNAT --to-source 10.10.0.9
+COMMIT
+*filter
+-A FORWARD -p udp --dport 9 -j DROP
+COMMIT
+"""
+"#;
+
+const PORTS: [&str; 3] = ["a", "b", "c"];
+
+/// The hosts behind a, b and c.
+fn host(i: usize) -> (MacAddr, Ipv4Addr) {
+    let n = 2 + i as u8;
+    (
+        mac(&format!("02:42:0a:0a:00:{n:02x}")),
+        Ipv4Addr::new(10, 10, 0, n),
+    )
+}
+
+/// The switch under test and its tracing twin.
+struct Pair {
+    fast: Harness,
+    full: Harness,
+}
+
+impl Pair {
+    fn new(name: &str) -> Pair {
+        let fast = Harness::new(name, TOPO);
+        let mut full = Harness::new(&format!("{name}-full"), TOPO);
+        full.switch.firewall_mut().start_journal();
+        let mut p = Pair { fast, full };
+        // Every host known, so that first packets are not flooded.
+        for (i, port) in PORTS.iter().enumerate() {
+            p.send(port, &hello(i));
+        }
+        p
+    }
+
+    /// Sends `frame` in by `port` through both; they must agree.
+    fn send(&mut self, port: &str, frame: &[u8]) -> Sent {
+        let fast = self.fast.send(port, frame);
+        let full = self.full.send(port, frame);
+        assert_eq!(
+            fast, full,
+            "a frame in by {port}: cache and full way differ"
+        );
+        // The journal only grows; nothing reads it.
+        self.full.switch.firewall_mut().take_journal();
+        self.full.switch.firewall_mut().start_journal();
+        fast
+    }
+
+    fn advance(&mut self, secs: u64) {
+        self.fast.advance(Duration::from_secs(secs));
+        self.full.advance(Duration::from_secs(secs));
+    }
+
+    fn flush_conntrack(&mut self) {
+        self.fast.switch.firewall_mut().conntrack_mut().flush();
+        self.full.switch.firewall_mut().conntrack_mut().flush();
+    }
+
+    /// The listings a user reads, and conntrack's counters (`conntrack -S`),
+    /// must not tell the two apart.
+    fn assert_same_state(&mut self) {
+        let io = IoStats::default();
+        for req in ["rules -S -c", "rules -t nat -S -c", "conntrack -L", "fdb"] {
+            let fast = respond(&mut self.fast.switch, &io, self.fast.now, req);
+            let full = respond(&mut self.full.switch, &io, self.full.now, req);
+            assert_eq!(fast, full, "`{req}` differs");
+        }
+        let ports = |h: &mut Harness| {
+            let json = respond(&mut h.switch, &io, h.now, "stats --json").expect("stats");
+            let v: serde_json::Value = serde_json::from_str(&json).expect("stats json");
+            v["ports"].clone()
+        };
+        assert_eq!(ports(&mut self.fast), ports(&mut self.full));
+        let ct = |h: &Harness| *h.switch.firewall().conntrack().stats();
+        assert_eq!(
+            ct(&self.fast),
+            ct(&self.full),
+            "conntrack's counters differ"
+        );
+        assert_eq!(
+            self.full.switch.fast_path().hits,
+            0,
+            "tracing took the cache"
+        );
+    }
+
+    fn hits(&self) -> u64 {
+        self.fast.switch.fast_path().hits
+    }
+}
+
+/// A broadcast from host `i`, which teaches the switch where it is.
+fn hello(i: usize) -> Vec<u8> {
+    let (m, ip) = host(i);
+    udp(
+        (m, ip, 5353),
+        (MacAddr::BROADCAST, Ipv4Addr::BROADCAST, 5353),
+        b"hi",
+    )
+}
+
+fn udp_between(from: usize, sport: u16, to: usize, dport: u16, payload: &[u8]) -> Vec<u8> {
+    let ((ms, is), (md, id)) = (host(from), host(to));
+    udp((ms, is, sport), (md, id, dport), payload)
+}
+
+#[test]
+fn an_established_flow_takes_the_cache_and_leaves_as_the_full_way_would() {
+    let mut p = Pair::new("fast-path-udp");
+    // a asks, b answers: the connection is established.
+    let ask = udp_between(0, 1000, 1, 2000, b"ask");
+    p.send("a", &ask);
+    p.send("b", &udp_between(1, 2000, 0, 1000, b"answer"));
+    // Each direction's first established frame goes the full way and is
+    // remembered: the answer was b's; this is a's.
+    p.send("a", &ask);
+    let before = p.hits();
+    for i in 0..5u8 {
+        let sent = p.send("a", &udp_between(0, 1000, 1, 2000, &[i; 40]));
+        assert_eq!(sent.verdict, Verdict::Forwarded(1));
+        assert_eq!(sent.ports(), ["b"]);
+        assert_eq!(sent.frames[0].1, udp_between(0, 1000, 1, 2000, &[i; 40]));
+        p.send("b", &udp_between(1, 2000, 0, 1000, &[i; 20]));
+    }
+    assert_eq!(p.hits() - before, 10, "every later frame took the cache");
+    p.assert_same_state();
+}
+
+#[test]
+fn translated_flows_are_rewritten_on_the_cached_way_too() {
+    let mut p = Pair::new("fast-path-nat");
+    // SNAT: a to c's UDP port leaves from 10.10.0.9.
+    let ((ma, ia), (mc, ic)) = (host(0), host(2));
+    let snat = (ma, Ipv4Addr::new(10, 10, 0, 9), 1001);
+    p.send("a", &udp_between(0, 1001, 2, 2000, b"one"));
+    let first = p.send("c", &udp((mc, ic, 2000), snat, b"back"));
+    assert_eq!(
+        first.frames,
+        [("a".to_owned(), udp_between(2, 2000, 0, 1001, b"back"))]
+    );
+    let hits = p.hits();
+    for payload in [b"two", b"333"] {
+        let sent = p.send("a", &udp_between(0, 1001, 2, 2000, payload));
+        assert_eq!(sent.frames[0].1, udp(snat, (mc, ic, 2000), payload));
+    }
+    assert_eq!(p.hits(), hits + 1, "the second took the cache");
+    let back = p.send("c", &udp((mc, ic, 2000), snat, b"again"));
+    assert_eq!(p.hits(), hits + 2);
+    assert_eq!(back.frames[0].1, udp_between(2, 2000, 0, 1001, b"again"));
+
+    // DNAT: a's TCP to 10.10.0.50:80 is b's 8080, reached by b's MAC.
+    let (mb, ib) = host(1);
+    let vip = (mb, Ipv4Addr::new(10, 10, 0, 50), 80);
+    p.send("a", &tcp((ma, ia, 40000), vip, Seg::syn(100), &[]));
+    let back = (mb, ib, 8080);
+    let syn_ack = Seg::syn_ack(500, 101);
+    p.send("b", &tcp(back, (ma, ia, 40000), syn_ack, &[]));
+    p.send("a", &tcp((ma, ia, 40000), vip, Seg::ack(101, 501), &[]));
+    let hits = p.hits();
+    let sent = p.send(
+        "a",
+        &tcp((ma, ia, 40000), vip, Seg::ack(101, 501), b"GET /"),
+    );
+    assert_eq!(p.hits(), hits + 1, "the data segment took the cache");
+    assert_eq!(
+        sent.frames[0].1,
+        tcp((ma, ia, 40000), back, Seg::ack(101, 501), b"GET /")
+    );
+    let reply = p.send("b", &tcp(back, (ma, ia, 40000), Seg::ack(501, 106), b"200"));
+    assert_eq!(p.hits(), hits + 2);
+    assert_eq!(
+        reply.frames[0].1,
+        tcp(vip, (ma, ia, 40000), Seg::ack(501, 106), b"200")
+    );
+    p.assert_same_state();
+}
+
+#[test]
+fn a_moved_or_aged_destination_or_a_forgotten_connection_goes_the_full_way() {
+    let mut p = Pair::new("fast-path-invalidation");
+    let there = udp_between(0, 1000, 1, 2000, b"x");
+    let back = udp_between(1, 2000, 0, 1000, b"y");
+    p.send("a", &there);
+    p.send("b", &back);
+    p.send("a", &there);
+    let hits = p.hits();
+    assert_eq!(p.send("a", &there).ports(), ["b"]);
+    assert_eq!(p.hits(), hits + 1);
+
+    // b's host shows up behind c: its frames follow it there.
+    p.send("c", &udp_between(1, 2000, 0, 1000, b"moved"));
+    assert_eq!(p.send("a", &there).ports(), ["c"]);
+
+    // Nothing from it for longer than the FDB's aging: flooded.
+    p.advance(31);
+    p.send("b", &back);
+    p.advance(31);
+    let flooded = p.send("a", &there);
+    assert_eq!(flooded.ports(), ["b", "c"]);
+
+    // Its connection forgotten: the datagram is NEW again, and the
+    // dropped port's rule still applies to the full way.
+    p.send("b", &back);
+    p.send("a", &there);
+    p.flush_conntrack();
+    p.send("a", &there);
+    let dropped = p.send("a", &udp_between(0, 1000, 1, 9, b"z"));
+    assert!(matches!(dropped.verdict, Verdict::Dropped(_)));
+    p.assert_same_state();
+}
+
+/// One step of a random run.
+#[derive(Clone, Debug)]
+enum Op {
+    /// A datagram of flow `flow`, in its original direction or the reply.
+    Udp {
+        flow: usize,
+        reply: bool,
+    },
+    /// A segment of the TCP connection `flow` (see `Tcp::segment`).
+    Tcp {
+        flow: usize,
+        reply: bool,
+        kind: u8,
+    },
+    /// Host `host` speaks from port `port`.
+    Move {
+        host: usize,
+        port: usize,
+    },
+    Advance(u64),
+    Flush,
+}
+
+/// (client host, client port, server host, server port): through the
+/// plain bridge, the SNAT, and to the dropped port.
+const UDP_FLOWS: [(usize, u16, usize, u16); 3] =
+    [(0, 1000, 1, 2000), (0, 1001, 2, 2000), (1, 7, 2, 9)];
+
+/// Per TCP connection, each side's next sequence number, so segments are
+/// mostly in window.
+#[derive(Clone, Copy)]
+struct Tcp {
+    next: [u32; 2],
+}
+
+impl Tcp {
+    /// kind 0: SYN or SYN/ACK; 1: data; 2: FIN; 3: RST.
+    fn segment(&mut self, reply: bool, kind: u8) -> (Seg, Vec<u8>) {
+        let (me, peer) = (usize::from(reply), usize::from(!reply));
+        let (seq, ack) = (self.next[me], self.next[peer]);
+        let flags = |f: u8| TcpFlags(f);
+        let (seg, payload, used) = match kind {
+            0 if !reply => (Seg::syn(seq), vec![], 1),
+            0 => (Seg::syn_ack(seq, ack), vec![], 1),
+            1 => (Seg::ack(seq, ack), vec![0x5a; 30], 30),
+            2 => {
+                let fin = TcpFlags::FIN.0 | TcpFlags::ACK.0;
+                (
+                    Seg {
+                        flags: flags(fin),
+                        seq,
+                        ack,
+                    },
+                    vec![],
+                    1,
+                )
+            }
+            _ => {
+                let rst = TcpFlags::RST.0 | TcpFlags::ACK.0;
+                (
+                    Seg {
+                        flags: flags(rst),
+                        seq,
+                        ack,
+                    },
+                    vec![],
+                    0,
+                )
+            }
+        };
+        self.next[me] = seq.wrapping_add(used);
+        (seg, payload)
+    }
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (0..UDP_FLOWS.len(), any::<bool>()).prop_map(|(flow, reply)| Op::Udp { flow, reply }),
+        6 => (0..2usize, any::<bool>(), 0..4u8).prop_map(|(flow, reply, kind)| Op::Tcp { flow, reply, kind }),
+        1 => (0..3usize, 0..3usize).prop_map(|(host, port)| Op::Move { host, port }),
+        1 => prop_oneof![Just(1u64), Just(20), Just(40), Just(200)].prop_map(Op::Advance),
+        1 => Just(Op::Flush),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn any_sequence_leaves_the_same_frames_and_state(ops in prop::collection::vec(op(), 1..120)) {
+        let mut p = Pair::new("fast-path-random");
+        // Where each host is now, and each TCP connection's numbers.
+        let mut at = [0usize, 1, 2];
+        let mut conns = [Tcp { next: [1_000, 9_000] }, Tcp { next: [50_000, 70_000] }];
+        // TCP connections: a to b directly, and c to a.
+        let tcp_flows = [(0usize, 40000u16, 1usize, 80u16), (2, 41000, 0, 22)];
+        for op in ops {
+            match op {
+                Op::Udp { flow, reply } => {
+                    let (c, cp, s, sp) = UDP_FLOWS[flow];
+                    let (from, f) = match reply {
+                        false => (c, udp_between(c, cp, s, sp, b"req")),
+                        true => (s, udp_between(s, sp, c, cp, b"resp")),
+                    };
+                    p.send(PORTS[at[from]], &f);
+                }
+                Op::Tcp { flow, reply, kind } => {
+                    let (c, cp, s, sp) = tcp_flows[flow];
+                    let (seg, payload) = conns[flow].segment(reply, kind);
+                    let ((mc, ic), (ms, is)) = (host(c), host(s));
+                    let (from, f) = match reply {
+                        false => (c, tcp((mc, ic, cp), (ms, is, sp), seg, &payload)),
+                        true => (s, tcp((ms, is, sp), (mc, ic, cp), seg, &payload)),
+                    };
+                    p.send(PORTS[at[from]], &f);
+                }
+                Op::Move { host: h, port } => {
+                    at[h] = port;
+                    p.send(PORTS[port], &hello(h));
+                }
+                Op::Advance(secs) => p.advance(secs),
+                Op::Flush => p.flush_conntrack(),
+            }
+        }
+        p.assert_same_state();
+    }
+}

@@ -1,0 +1,129 @@
+//! The exact-match cache in front of the hooks and the bridge. For a frame
+//! of an established IPv4 TCP or UDP connection that was bridged to one
+//! port, it keeps where the full pipeline sent the frames of its flow,
+//! keyed by everything that decision read: ingress port, VLAN tag, MAC
+//! addresses and the five-tuple.
+//!
+//! A hit still does each frame's own work: conntrack's state machine and
+//! counters, NAT's rewrite, the rule counters on the flow's cached path,
+//! learning, and the FDB's say on where the destination is now. Whatever
+//! a hit cannot vouch for goes the full way and is then remembered
+//! afresh: a ruleset of another generation, a destination that moved or
+//! aged out, a connection no longer ESTABLISHED, a trace being taken.
+//!
+//! The table is direct-mapped: a flow whose slot another flow took just
+//! takes the full way once, and the slot back.
+
+use std::hash::BuildHasher;
+
+use conntrack::EntryId;
+use foldhash::fast::RandomState;
+use packet::{Parsed, L3, L4};
+
+use crate::port::PortId;
+
+/// Slots in the table: a few thousand concurrent flows per switch.
+const SLOTS: usize = 4096;
+
+/// What the pipeline's decision for a bridged frame depends on: ingress
+/// port, VLAN tag, MAC addresses and five-tuple, packed into four words
+/// without loss so that comparing and hashing a key per frame is cheap.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct Key([u64; 4]);
+
+impl Key {
+    /// The key of a unicast IPv4 TCP or UDP frame; `None` for any other.
+    pub fn of(ingress: PortId, parsed: &Parsed) -> Option<Key> {
+        let L3::Ipv4 {
+            src, dst, protocol, ..
+        } = parsed.l3
+        else {
+            return None;
+        };
+        let (src_port, dst_port) = match parsed.l4 {
+            L4::Tcp {
+                src_port, dst_port, ..
+            }
+            | L4::Udp {
+                src_port, dst_port, ..
+            } => (src_port, dst_port),
+            _ => return None,
+        };
+        let tag = parsed.vlan().map_or(0, |t| u64::from(t) | 1 << 16);
+        parsed.dst.is_unicast().then_some(Key([
+            parsed.src.to_u64() | u64::from(ingress.0) << 48,
+            parsed.dst.to_u64(),
+            u64::from(src.to_bits()) << 32 | u64::from(dst.to_bits()),
+            u64::from(src_port) | u64::from(dst_port) << 16 | u64::from(protocol) << 32 | tag << 40,
+        ]))
+    }
+
+    pub fn ingress(&self) -> PortId {
+        PortId((self.0[0] >> 48) as u16)
+    }
+}
+
+/// Where a flow's frames went, and the connection they belong to.
+#[derive(Clone, Copy, Debug)]
+pub struct Flow {
+    pub conn: EntryId,
+    pub egress: PortId,
+}
+
+/// Lookups since the switch started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FastPathStats {
+    /// Frames a remembered flow took through.
+    pub hits: u64,
+    /// Frames of eligible flows (unicast IPv4 TCP or UDP, bridged) that
+    /// went the full way.
+    pub misses: u64,
+}
+
+#[derive(Clone)]
+pub struct FastPath {
+    slots: Box<[Option<(Key, Flow)>]>,
+    hasher: RandomState,
+    stats: FastPathStats,
+}
+
+impl Default for FastPath {
+    fn default() -> FastPath {
+        FastPath {
+            slots: vec![None; SLOTS].into_boxed_slice(),
+            hasher: RandomState::default(),
+            stats: FastPathStats::default(),
+        }
+    }
+}
+
+impl FastPath {
+    fn slot(&self, key: &Key) -> usize {
+        self.hasher.hash_one(key) as usize % SLOTS
+    }
+
+    /// The flow remembered for `key`.
+    pub fn get(&self, key: &Key) -> Option<Flow> {
+        match &self.slots[self.slot(key)] {
+            Some((k, flow)) if k == key => Some(*flow),
+            _ => None,
+        }
+    }
+
+    pub fn insert(&mut self, key: Key, flow: Flow) {
+        let i = self.slot(&key);
+        self.slots[i] = Some((key, flow));
+    }
+
+    /// Counts a frame that took the remembered way (`hit`) or not.
+    pub fn count(&mut self, hit: bool) {
+        match hit {
+            true => self.stats.hits += 1,
+            false => self.stats.misses += 1,
+        }
+    }
+
+    pub fn stats(&self) -> FastPathStats {
+        self.stats
+    }
+}
