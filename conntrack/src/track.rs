@@ -86,21 +86,30 @@ impl<E: Default> Conntrack<E> {
         track
     }
 
-    /// `track` for a packet a cache says belongs to entry `id`, which
-    /// skips the index: `None`, with nothing changed, unless `id` is still
-    /// a confirmed, unexpired entry holding the packet's tuple.
-    pub fn track_known(&mut self, now: Duration, id: EntryId, pkt: &CtPacket) -> Option<Track> {
+    /// `track` for a TCP or UDP packet that a cache says is of entry `id`,
+    /// in direction `dir`, as an earlier `track` of a packet with the same
+    /// tuple found: it skips the index. A confirmed entry's tuples never
+    /// change and a reused slot has a new generation, so the cache's word
+    /// holds while `id` does. `None`, with nothing changed, when `id` is no
+    /// confirmed, unexpired entry.
+    pub fn track_known(
+        &mut self,
+        now: Duration,
+        id: EntryId,
+        dir: Dir,
+        pkt: &CtPacket,
+    ) -> Option<Track> {
         let now = nanos(now);
-        let tuple = packet_key(pkt).filter(|_| !matches!(pkt.l4, CtL4::IcmpError { .. }))?;
+        if !matches!(pkt.l4, CtL4::Tcp { .. } | CtL4::Udp) {
+            return None;
+        }
         let e = self
             .get(id)
             .filter(|e| e.is_confirmed() && e.expires > now)?;
-        let dir = [Dir::Original, Dir::Reply]
-            .into_iter()
-            .find(|&d| *e.tuple(d) == tuple)?;
+        debug_assert!(*e.tuple(dir) == pkt.tuple, "a cache misremembered {id}");
         self.now = self.now.max(now);
         self.stats.found += 1;
-        let track = self.existing(now, id.index, dir, tuple, pkt);
+        let track = self.existing(now, id.index, dir, &pkt.tuple, pkt);
         if track.state == CtState::Invalid {
             self.stats.invalid += 1;
         }
@@ -131,7 +140,7 @@ impl<E: Default> Conntrack<E> {
                 } else {
                     Dir::Reply
                 };
-                self.existing(now, v >> 1, dir, tuple, pkt)
+                self.existing(now, v >> 1, dir, &tuple, pkt)
             }
             None => self.start(now, tuple, pkt),
         }
@@ -168,7 +177,7 @@ impl<E: Default> Conntrack<E> {
         }
     }
 
-    fn existing(&mut self, now: u64, index: u32, dir: Dir, tuple: Tuple, pkt: &CtPacket) -> Track {
+    fn existing(&mut self, now: u64, index: u32, dir: Dir, tuple: &Tuple, pkt: &CtPacket) -> Track {
         // Fields borrowed apart, so the timeouts need not be copied.
         let timeouts = &self.config.timeouts;
         let Some(Some(e)) = self.slots.get_mut(index as usize) else {
@@ -184,7 +193,7 @@ impl<E: Default> Conntrack<E> {
                     Verdict::Invalid => return invalid_track(),
                     Verdict::Reopen => {
                         self.remove_index(index);
-                        return self.start(now, tuple, pkt);
+                        return self.start(now, *tuple, pkt);
                     }
                     Verdict::Ignore => None,
                     Verdict::Accept { old, new } => {

@@ -14,13 +14,14 @@
 //! The table is direct-mapped: a flow whose slot another flow took just
 //! takes the full way once, and the slot back.
 
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, Hash, Hasher};
 
-use conntrack::EntryId;
+use conntrack::{Dir, EntryId};
 use foldhash::fast::RandomState;
 use packet::{Parsed, L3, L4};
 
 use crate::port::PortId;
+use crate::time::Timestamp;
 
 /// Slots in the table: a few thousand concurrent flows per switch.
 const SLOTS: usize = 4096;
@@ -28,8 +29,17 @@ const SLOTS: usize = 4096;
 /// What the pipeline's decision for a bridged frame depends on: ingress
 /// port, VLAN tag, MAC addresses and five-tuple, packed into four words
 /// without loss so that comparing and hashing a key per frame is cheap.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct Key([u64; 4]);
+
+// Word by word: an array of integers would hash as a byte string.
+impl Hash for Key {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        for w in self.0 {
+            state.write_u64(w);
+        }
+    }
+}
 
 impl Key {
     /// The key of a unicast IPv4 TCP or UDP frame; `None` for any other.
@@ -66,8 +76,13 @@ impl Key {
 /// Where a flow's frames went, and the connection they belong to.
 #[derive(Clone, Copy, Debug)]
 pub struct Flow {
-    pub conn: EntryId,
+    /// The connection and the direction the flow's frames travel in it.
+    pub conn: (EntryId, Dir),
     pub egress: PortId,
+    /// The FDB's answer for the destination holds until `dst_until` while
+    /// its `changes` reads `fdb_changes` (see `Fdb::lookup_until`).
+    pub fdb_changes: u64,
+    pub dst_until: Timestamp,
 }
 
 /// Lookups since the switch started.

@@ -95,6 +95,9 @@ pub struct Fdb {
     max: usize,
     aging: Duration,
     evictions: u64,
+    /// Bumped whenever an entry appears, moves or goes (not when one is
+    /// refreshed): what a lookup answered holds while this stands still.
+    changes: u64,
 }
 
 impl Fdb {
@@ -106,11 +109,13 @@ impl Fdb {
             max,
             aging,
             evictions: 0,
+            changes: 0,
         }
     }
 
     pub fn add_static(&mut self, domain: Domain, mac: MacAddr, at: impl Into<Station>) {
         let key = Key { domain, mac };
+        self.changes += 1;
         let old = self.entries.insert(
             key,
             Entry {
@@ -144,11 +149,11 @@ impl Fdb {
             let from = e.at;
             e.at = at;
             e.last_seen = now;
-            return if from == at {
-                Learned::Refreshed
-            } else {
-                Learned::Moved { from }
-            };
+            if from == at {
+                return Learned::Refreshed;
+            }
+            self.changes += 1;
+            return Learned::Moved { from };
         }
         if self.learned >= self.max && !self.evict_one(now) {
             return Learned::Full;
@@ -163,13 +168,35 @@ impl Fdb {
         );
         self.order.push_back((key, now));
         self.learned += 1;
+        self.changes += 1;
         Learned::New
     }
 
     /// Where `mac` lives in `domain`, if learned and not aged out.
     pub fn lookup(&self, domain: Domain, mac: MacAddr, now: Timestamp) -> Option<Station> {
+        self.lookup_until(domain, mac, now).map(|(at, _)| at)
+    }
+
+    /// `lookup`, and until when its answer holds if `changes` stays the
+    /// same: refreshes only put the entry's aging off.
+    pub fn lookup_until(
+        &self,
+        domain: Domain,
+        mac: MacAddr,
+        now: Timestamp,
+    ) -> Option<(Station, Timestamp)> {
         let e = self.entries.get(&Key { domain, mac })?;
-        (e.is_static || now.since(e.last_seen) <= self.aging).then_some(e.at)
+        let until = match e.is_static {
+            true => Timestamp::from_nanos(u64::MAX),
+            false => e.last_seen.plus(self.aging),
+        };
+        (now <= until).then_some((e.at, until))
+    }
+
+    /// See the field: compare two readings to know that nothing but
+    /// refreshes happened between them.
+    pub fn changes(&self) -> u64 {
+        self.changes
     }
 
     /// Removes aged-out learned entries.
@@ -179,6 +206,7 @@ impl Fdb {
         self.entries
             .retain(|_, e| e.is_static || now.since(e.last_seen) <= aging);
         self.learned -= before - self.entries.len();
+        self.changes += (before - self.entries.len()) as u64;
         let entries = &self.entries;
         self.order
             .retain(|(k, _)| entries.get(k).is_some_and(|e| !e.is_static));
@@ -189,6 +217,7 @@ impl Fdb {
         let before = self.entries.len();
         self.entries.retain(|_, e| e.is_static || e.at.port != port);
         self.learned -= before - self.entries.len();
+        self.changes += (before - self.entries.len()) as u64;
     }
 
     /// Drops the least recently refreshed learned entry. The queue holds each
@@ -209,6 +238,7 @@ impl Fdb {
                     self.entries.remove(&key);
                     self.learned -= 1;
                     self.evictions += 1;
+                    self.changes += 1;
                     return true;
                 }
                 _ => continue,
@@ -247,6 +277,47 @@ mod tests {
     fn mac(n: u32) -> MacAddr {
         let b = n.to_be_bytes();
         MacAddr([0x02, 0, b[0], b[1], b[2], b[3]])
+    }
+
+    #[test]
+    fn changes_count_what_a_lookup_could_see_and_refreshes_put_off_aging() {
+        let mut f = Fdb::new(16, Duration::from_secs(300));
+        let (t0, t1) = (Timestamp::from_secs(10), Timestamp::from_secs(70));
+        f.learn(D, mac(1), PortId(1), t0);
+        let c = f.changes();
+        let until = Timestamp::from_secs(310);
+        assert_eq!(
+            f.lookup_until(D, mac(1), t0),
+            Some((PortId(1).into(), until))
+        );
+        f.learn(D, mac(1), PortId(1), t1);
+        assert_eq!(f.changes(), c, "a refresh is no change");
+        let later = Timestamp::from_secs(370);
+        assert_eq!(
+            f.lookup_until(D, mac(1), later),
+            Some((PortId(1).into(), later))
+        );
+        assert_eq!(
+            f.lookup_until(D, mac(1), later.plus(Duration::from_nanos(1))),
+            None
+        );
+        f.learn(D, mac(1), PortId(2), t1);
+        assert_eq!(f.changes(), c + 1, "a move");
+        f.learn(D, mac(2), PortId(2), t1);
+        assert_eq!(f.changes(), c + 2, "a new entry");
+        f.flush_port(PortId(2));
+        assert_eq!(f.changes(), c + 4, "two flushed");
+        f.add_static(D, mac(3), PortId(3));
+        assert_eq!(f.changes(), c + 5);
+        let never = Timestamp::from_nanos(u64::MAX);
+        assert_eq!(
+            f.lookup_until(D, mac(3), later),
+            Some((PortId(3).into(), never))
+        );
+        f.learn(D, mac(4), PortId(1), t0);
+        let c = f.changes();
+        f.expire(later);
+        assert_eq!(f.changes(), c + 1, "one aged out");
     }
 
     #[test]

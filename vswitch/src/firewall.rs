@@ -266,7 +266,7 @@ impl Firewall {
     pub fn established(
         &mut self,
         now: Timestamp,
-        conn: EntryId,
+        conn: (EntryId, Dir),
         iif: Iface,
         oif: Iface,
         parsed: &Parsed,
@@ -276,9 +276,14 @@ impl Firewall {
         if !self.skips_prerouting() {
             return Err(None);
         }
-        let pkt = ct_packet(parsed, frame).ok_or(None)?;
+        let Some(pkt) = ct_packet(parsed, frame) else {
+            return Err(None);
+        };
         let now = Duration::from_nanos(now.as_nanos());
-        let t = self.conns.track_known(now, conn, &pkt).ok_or(None)?;
+        let t = self
+            .conns
+            .track_known(now, conn.0, conn.1, &pkt)
+            .ok_or(None)?;
         let generation = self.rules.generation();
         let e = match (t.state, t.id.and_then(|id| self.conns.get(id))) {
             (conntrack::CtState::Established, Some(e)) => e,
@@ -297,10 +302,10 @@ impl Firewall {
         Ok(())
     }
 
-    /// The connection of `pass`, when the exact-match cache may remember
+    /// The connection of `pass` and its direction, when the exact-match cache may remember
     /// its flow: it is established, `established` would take its packets,
     /// and its way out was the cached path with no target changing them.
-    pub fn cached_flow(&self, pass: &Pass) -> Option<EntryId> {
+    pub fn cached_flow(&self, pass: &Pass) -> Option<(EntryId, Dir)> {
         let (Some((id, dir)), Some(iif), Some(oif)) = (pass.conn, pass.info.iif, pass.info.oif)
         else {
             return None;
@@ -313,7 +318,7 @@ impl Firewall {
             && e.mark == pass.meta.ctmark
             && matches!(path, Lookup::Hit(_))
             && self.skips_prerouting())
-        .then_some(id)
+        .then_some((id, dir))
     }
 
     /// No PREROUTING rule sees an established packet, and no trace is on.
@@ -883,6 +888,9 @@ fn v4(ip: std::net::IpAddr) -> Ipv4Addr {
 
 /// What conntrack needs of a packet; `None` for what it cannot key (a
 /// non-first fragment, an ICMP message that is neither echo nor error).
+// Inlined, so the packet is built where it is read: a copy of its
+// unaligned tuple cost a store-forwarding stall per frame.
+#[inline(always)]
 fn ct_packet(parsed: &Parsed, frame: &[u8]) -> Option<CtPacket> {
     let L3::Ipv4 { total_len, .. } = parsed.l3 else {
         return None;

@@ -700,7 +700,7 @@ impl Switch {
         if accepted {
             apply_mangle(&pass, &parsed, frame);
             if let (Some(key), Verdict::Forwarded(1)) = (key, verdict) {
-                self.remember(key, &pass, out);
+                self.remember(now, domain, parsed.dst, key, &pass, out);
             }
         }
         verdict
@@ -720,14 +720,24 @@ impl Switch {
         rx: RxInfo,
         out: &mut Output,
     ) -> Result<Verdict, Option<conntrack::Track>> {
-        let flow = self.fast.get(key);
-        let hit = flow.is_some_and(|f| {
-            self.fdb.lookup(domain, parsed.dst, now) == Some(Station::from(f.egress))
-        });
-        let (Some(flow), true) = (flow, hit) else {
+        let Some(mut flow) = self.fast.get(key) else {
             self.fast.count(false);
             return Err(None);
         };
+        let changes = self.fdb.changes();
+        if flow.fdb_changes != changes || now > flow.dst_until {
+            match self.fdb.lookup_until(domain, parsed.dst, now) {
+                Some((at, until)) if at == Station::from(flow.egress) => {
+                    flow.fdb_changes = changes;
+                    flow.dst_until = until;
+                    self.fast.insert(*key, flow);
+                }
+                _ => {
+                    self.fast.count(false);
+                    return Err(None);
+                }
+            }
+        }
         let iif = Iface {
             port: key.ingress().0,
             network: domain.network,
@@ -753,7 +763,15 @@ impl Switch {
     /// bridged to one port, when a later frame's fate could not differ:
     /// no macvlan/ipvlan parent or vxlan port is involved, and the hooks
     /// allow (`Firewall::cached_flow`).
-    fn remember(&mut self, key: fast_path::Key, pass: &Pass, out: &Output) {
+    fn remember(
+        &mut self,
+        now: Timestamp,
+        domain: Domain,
+        dst: MacAddr,
+        key: fast_path::Key,
+        pass: &Pass,
+        out: &Output,
+    ) {
         let [Emit {
             port: egress,
             payload: Payload::Ingress,
@@ -771,8 +789,21 @@ impl Switch {
         if !plain(key.ingress()) || !plain(egress) {
             return;
         }
+        let Some((at, dst_until)) = self.fdb.lookup_until(domain, dst, now) else {
+            return;
+        };
+        if at != Station::from(egress) {
+            return;
+        }
         if let Some(conn) = self.firewall.cached_flow(pass) {
-            self.fast.insert(key, fast_path::Flow { conn, egress });
+            let fdb_changes = self.fdb.changes();
+            let flow = fast_path::Flow {
+                conn,
+                egress,
+                fdb_changes,
+                dst_until,
+            };
+            self.fast.insert(key, flow);
         }
     }
 
