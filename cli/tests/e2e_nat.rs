@@ -250,6 +250,18 @@ fn masquerade_publish_and_hairpin() {
     .expect("clients");
     assert_eq!((echoed, server.join().expect("server")), (N, N));
 
+    // A bulk transfer out, masqueraded and routed to the uplink: its
+    // established segments take the exact-match cache and arrive intact.
+    let hits = || {
+        let out = e2e::run_ok(Command::new(BIN).args(["stats", "--name", NAME, "--json"]));
+        let stats: serde_json::Value = serde_json::from_str(&out).expect("json");
+        stats["fast_path"]["hits"].as_u64().unwrap_or(0)
+    };
+    let before = hits();
+    e2e::transfer(&web, &lan, "192.0.2.1", 9002, 4 * 1024 * 1024);
+    let taken = hits() - before;
+    assert!(taken >= 50, "{taken} hits");
+
     // The rules that did it are there to see, with their counters.
     let out = Command::new(BIN)
         .args(["rules", "--name", NAME, "-t", "nat", "-S", "-c"])

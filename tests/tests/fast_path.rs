@@ -7,13 +7,16 @@
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
+use packet::arp::{ArpOp, ArpRepr};
+use packet::ethernet::ethertype;
+use packet::ipv4::Ipv4Packet;
 use packet::tcp::TcpFlags;
-use packet::MacAddr;
+use packet::{MacAddr, Parsed};
 use proptest::prelude::*;
 use vswitch::control::respond;
 use vswitch::stats::IoStats;
-use vswitch::Verdict;
-use vswitch_tests::frames::{mac, tcp, udp, Seg};
+use vswitch::{DropReason, Verdict};
+use vswitch_tests::frames::{ether, mac, tcp, udp, Seg};
 use vswitch_tests::harness::{Harness, Sent};
 
 /// Three ports on one bridge, learning free to move MACs between them; a
@@ -75,15 +78,30 @@ struct Pair {
 }
 
 impl Pair {
-    fn new(name: &str) -> Pair {
-        let fast = Harness::new(name, TOPO);
-        let mut full = Harness::new(&format!("{name}-full"), TOPO);
+    /// Both built from `topo`.
+    fn of(name: &str, topo: &str) -> Pair {
+        let fast = Harness::new(name, topo);
+        let mut full = Harness::new(&format!("{name}-full"), topo);
         full.switch.firewall_mut().start_journal();
-        let mut p = Pair { fast, full };
-        // Every host known, so that first packets are not flooded.
+        Pair { fast, full }
+    }
+
+    /// On the bridge of `TOPO`, every host known, so that first packets
+    /// are not flooded.
+    fn new(name: &str) -> Pair {
+        let mut p = Pair::of(name, TOPO);
         for (i, port) in PORTS.iter().enumerate() {
             p.send(port, &hello(i));
         }
+        p
+    }
+
+    /// On `ROUTED`, with web, the router and a LAN host known.
+    fn routed(name: &str) -> Pair {
+        let mut p = Pair::of(name, ROUTED);
+        p.send("web", &hello(0));
+        p.send("uplink", &arp_reply(ROUTER, "192.0.2.1"));
+        p.send("uplink", &arp_reply(LAN, "192.0.2.50"));
         p
     }
 
@@ -386,6 +404,251 @@ proptest! {
                 }
                 Op::Advance(secs) => p.advance(secs),
                 Op::Flush => p.flush_conntrack(),
+            }
+        }
+        p.assert_same_state();
+    }
+}
+
+/// web on a bridge network with a published port, and an uplink: what
+/// leaves is masqueraded and routed to the uplink's router, what comes in
+/// for the published port is translated and routed to web.
+const ROUTED: &str = r#"
+[[network]]
+name = "front"
+subnet = "10.10.0.0/24"
+
+[[port]]
+name = "web"
+network = "front"
+ip = "10.10.0.2"
+publish = ["8080:80/tcp"]
+
+[uplink]
+kind = "afpacket"
+interface = "veth-up"
+ip = "192.0.2.10/24"
+gateway = "192.0.2.1"
+mac = "02:00:00:00:0a:0a"
+"#;
+
+const UP: &str = "02:00:00:00:0a:0a";
+const ROUTER: &str = "02:00:00:00:00:01";
+const LAN: &str = "02:00:00:00:00:50";
+
+fn v4(s: &str) -> Ipv4Addr {
+    s.parse().expect("address")
+}
+
+/// The MAC web's gateway answers with.
+fn gw() -> MacAddr {
+    MacAddr::from_ipv4(v4("10.10.0.1"))
+}
+
+/// An ARP reply from `mac`/`ip` to the uplink's address: the switch
+/// resolves the neighbour and learns where its MAC is.
+fn arp_reply(mac_s: &str, ip: &str) -> Vec<u8> {
+    let mut a = [0u8; 28];
+    ArpRepr {
+        op: ArpOp::Reply,
+        sender_mac: mac(mac_s),
+        sender_ip: v4(ip),
+        target_mac: mac(UP),
+        target_ip: v4("192.0.2.10"),
+    }
+    .emit(&mut a);
+    ether(mac(UP), mac(mac_s), ethertype::ARP, &a)
+}
+
+/// `frame` with its IPv4 TTL set to `ttl` and the header checksum redone.
+fn with_ttl(mut frame: Vec<u8>, ttl: u8) -> Vec<u8> {
+    let mut ip = Ipv4Packet::new_checked(&mut frame[14..]).expect("ipv4");
+    ip.set_ttl(ttl);
+    ip.fill_checksum();
+    frame
+}
+
+/// web's connection out to 198.51.100.7:443, masqueraded: (web's side,
+/// the server's side as web addresses it, the server's side as it answers
+/// the uplink address).
+type Ends = (
+    (MacAddr, Ipv4Addr, u16),
+    (MacAddr, Ipv4Addr, u16),
+    (MacAddr, Ipv4Addr, u16),
+);
+
+fn outbound() -> Ends {
+    let web = (host(0).0, v4("10.10.0.2"), 40000);
+    let server = (gw(), v4("198.51.100.7"), 443);
+    let answering = (mac(ROUTER), v4("198.51.100.7"), 443);
+    (web, server, answering)
+}
+
+/// Opens web's outbound connection through both; returns the next
+/// sequence numbers (web's, the server's).
+fn connect_out(p: &mut Pair) -> (u32, u32) {
+    let (web, server, answering) = outbound();
+    let up = (mac(UP), v4("192.0.2.10"), 40000);
+    p.send("web", &tcp(web, server, Seg::syn(100), &[]));
+    p.send("uplink", &tcp(answering, up, Seg::syn_ack(900, 101), &[]));
+    p.send("web", &tcp(web, server, Seg::ack(101, 901), &[]));
+    (101, 901)
+}
+
+#[test]
+fn routed_flows_take_the_cache_masqueraded_out_and_published_in() {
+    let mut p = Pair::routed("fast-path-routed");
+    let (web, server, answering) = outbound();
+    let up = (mac(UP), v4("192.0.2.10"), 40000);
+    let (seq, ack) = connect_out(&mut p);
+    // The server's first data segment is the reply direction's first
+    // established one through the full way; the cache has web's already.
+    p.send("uplink", &tcp(answering, up, Seg::ack(ack, seq), b"hello"));
+    let hits = p.hits();
+    let sent = p.send("web", &tcp(web, server, Seg::ack(seq, ack + 5), b"GET /"));
+    let back = p.send(
+        "uplink",
+        &tcp(answering, up, Seg::ack(ack + 5, seq + 5), b"200"),
+    );
+    assert_eq!(p.hits(), hits + 2);
+    // Out: masqueraded, from the uplink's MAC to the router's, TTL 63.
+    let masq = (mac(UP), v4("192.0.2.10"), 40000);
+    let to_router = (mac(ROUTER), v4("198.51.100.7"), 443);
+    let expect = with_ttl(tcp(masq, to_router, Seg::ack(seq, ack + 5), b"GET /"), 63);
+    assert_eq!(sent.frames, [("uplink".to_owned(), expect)]);
+    // In: back to web from its gateway's MAC.
+    let from_gw = (gw(), v4("198.51.100.7"), 443);
+    let expect = with_ttl(tcp(from_gw, web, Seg::ack(ack + 5, seq + 5), b"200"), 63);
+    assert_eq!(back.frames, [("web".to_owned(), expect)]);
+
+    // A published port: the LAN host's connection to the uplink address
+    // is web's port 80.
+    let lan = (mac(LAN), v4("192.0.2.50"), 5555);
+    let published = (mac(UP), v4("192.0.2.10"), 8080);
+    let web80 = (host(0).0, v4("10.10.0.2"), 80);
+    let to_lan = (gw(), v4("192.0.2.50"), 5555);
+    p.send("uplink", &tcp(lan, published, Seg::syn(7), &[]));
+    p.send("web", &tcp(web80, to_lan, Seg::syn_ack(70, 8), &[]));
+    p.send("uplink", &tcp(lan, published, Seg::ack(8, 71), &[]));
+    let hits = p.hits();
+    let sent = p.send("uplink", &tcp(lan, published, Seg::ack(8, 71), b"GET /"));
+    let back = p.send("web", &tcp(web80, to_lan, Seg::ack(71, 13), b"200"));
+    assert_eq!(p.hits(), hits + 2);
+    let from_gw = (gw(), v4("192.0.2.50"), 5555);
+    let expect = with_ttl(tcp(from_gw, web80, Seg::ack(8, 71), b"GET /"), 63);
+    assert_eq!(sent.frames, [("web".to_owned(), expect)]);
+    let lan_mac = (mac(LAN), v4("192.0.2.50"), 5555);
+    let expect = with_ttl(tcp(published, lan_mac, Seg::ack(71, 13), b"200"), 63);
+    assert_eq!(back.frames, [("uplink".to_owned(), expect)]);
+    p.assert_same_state();
+}
+
+#[test]
+fn a_routed_flow_goes_the_full_way_for_ttl_checksum_and_next_hop_changes() {
+    let mut p = Pair::routed("fast-path-routed-changes");
+    let (web, server, _) = outbound();
+    let (seq, ack) = connect_out(&mut p);
+    let data = |n: u32| tcp(web, server, Seg::ack(seq + n, ack), b"x");
+    p.send("web", &data(0));
+    let hits = p.hits();
+    p.send("web", &data(1));
+    assert_eq!(p.hits(), hits + 1, "cached");
+
+    // TTL 1: not forwarded; web hears time exceeded from its gateway.
+    let expired = p.send("web", &with_ttl(data(2), 1));
+    assert_eq!(expired.verdict, Verdict::Dropped(DropReason::TtlExceeded));
+    assert_eq!(expired.ports(), ["web"]);
+    // A broken header checksum: dropped as the full way drops it.
+    let mut broken = data(2);
+    broken[24] ^= 0xff;
+    let dropped = p.send("web", &broken);
+    assert_eq!(dropped.verdict, Verdict::Dropped(DropReason::Malformed));
+
+    // The router answers from another MAC: the next segment goes there.
+    let moved = "02:00:00:00:00:02";
+    p.send("uplink", &arp_reply(moved, "192.0.2.1"));
+    let sent = p.send("web", &data(2));
+    assert_eq!(
+        Parsed::parse(&sent.frames[0].1).expect("frame").dst,
+        mac(moved)
+    );
+
+    // The router's entry goes stale: the gateway asks for it again.
+    p.advance(61);
+    let asked = p.send("web", &data(3));
+    assert_eq!(
+        asked.verdict,
+        Verdict::Dropped(DropReason::NeighbourUnresolved)
+    );
+    p.assert_same_state();
+}
+
+/// One step of a random run on `ROUTED`.
+#[derive(Clone, Debug)]
+enum RoutedOp {
+    /// A segment of web's outbound connection (0) or of the LAN host's
+    /// connection to the published port (1); `ttl` 1 or 64.
+    Tcp {
+        conn: usize,
+        reply: bool,
+        kind: u8,
+        ttl: u8,
+    },
+    /// The router answers ARP from one of two MACs.
+    Router(bool),
+    Advance(u64),
+    Flush,
+}
+
+fn routed_op() -> impl Strategy<Value = RoutedOp> {
+    let ttl = prop_oneof![8 => Just(64u8), 1 => Just(1u8)];
+    prop_oneof![
+        8 => (0..2usize, any::<bool>(), 0..4u8, ttl)
+            .prop_map(|(conn, reply, kind, ttl)| RoutedOp::Tcp { conn, reply, kind, ttl }),
+        1 => any::<bool>().prop_map(RoutedOp::Router),
+        1 => prop_oneof![Just(1u64), Just(30), Just(61)].prop_map(RoutedOp::Advance),
+        1 => Just(RoutedOp::Flush),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn any_routed_sequence_leaves_the_same_frames_and_state(
+        ops in prop::collection::vec(routed_op(), 1..120),
+    ) {
+        let mut p = Pair::routed("fast-path-routed-random");
+        let (web, server, answering) = outbound();
+        let up = (mac(UP), v4("192.0.2.10"), 40000);
+        let lan = (mac(LAN), v4("192.0.2.50"), 5555);
+        let published = (mac(UP), v4("192.0.2.10"), 8080);
+        let web80 = (host(0).0, v4("10.10.0.2"), 80);
+        let to_lan = (gw(), v4("192.0.2.50"), 5555);
+        // (client side, server side as addressed, the answer's two ends,
+        // the ports the client and the server speak from).
+        let conns = [
+            (web, server, answering, up, "web", "uplink"),
+            (lan, published, web80, to_lan, "uplink", "web"),
+        ];
+        let mut numbers = [Tcp { next: [1_000, 9_000] }, Tcp { next: [50_000, 70_000] }];
+        for op in ops {
+            match op {
+                RoutedOp::Tcp { conn, reply, kind, ttl } => {
+                    let (client, addressed, answer_from, answer_to, cport, sport) = conns[conn];
+                    let (seg, payload) = numbers[conn].segment(reply, kind);
+                    let (port, f) = match reply {
+                        false => (cport, tcp(client, addressed, seg, &payload)),
+                        true => (sport, tcp(answer_from, answer_to, seg, &payload)),
+                    };
+                    p.send(port, &with_ttl(f, ttl));
+                }
+                RoutedOp::Router(second) => {
+                    let m = if second { "02:00:00:00:00:02" } else { ROUTER };
+                    p.send("uplink", &arp_reply(m, "192.0.2.1"));
+                }
+                RoutedOp::Advance(secs) => p.advance(secs),
+                RoutedOp::Flush => p.flush_conntrack(),
             }
         }
         p.assert_same_state();

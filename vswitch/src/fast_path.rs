@@ -1,24 +1,28 @@
-//! The exact-match cache in front of the hooks and the bridge. For a frame
-//! of an established IPv4 TCP or UDP connection that was bridged to one
-//! port, it keeps where the full pipeline sent the frames of its flow,
-//! keyed by everything that decision read: ingress port, VLAN tag, MAC
-//! addresses and the five-tuple.
+//! The exact-match cache in front of the hooks, the bridge and the router.
+//! For a frame of an established IPv4 TCP or UDP connection that was
+//! bridged or routed to one port, it keeps where the full pipeline sent
+//! the frames of its flow, keyed by everything that decision read: ingress
+//! port, VLAN tag, MAC addresses and the five-tuple.
 //!
 //! A hit still does each frame's own work: conntrack's state machine and
 //! counters, NAT's rewrite, the rule counters on the flow's cached path,
-//! learning, and the FDB's say on where the destination is now. Whatever
-//! a hit cannot vouch for goes the full way and is then remembered
-//! afresh: a ruleset of another generation, a destination that moved or
-//! aged out, a connection no longer ESTABLISHED, a trace being taken.
+//! learning, and the FDB's say on where the destination (or the next hop)
+//! is now; a routed frame also has its header checksum checked, its TTL
+//! decremented, its next hop's MAC looked up and its MACs rewritten.
+//! Whatever a hit cannot vouch for goes the full way and is then
+//! remembered afresh: a ruleset of another generation, a destination that
+//! moved or aged out, an unresolved next hop, a TTL about to expire, a
+//! connection no longer ESTABLISHED, a trace being taken.
 //!
 //! The table is direct-mapped: a flow whose slot another flow took just
 //! takes the full way once, and the slot back.
 
 use std::hash::{BuildHasher, Hash, Hasher};
+use std::net::Ipv4Addr;
 
 use conntrack::{Dir, EntryId};
 use foldhash::fast::RandomState;
-use packet::{Parsed, L3, L4};
+use packet::{MacAddr, Parsed, L3, L4};
 
 use crate::port::PortId;
 use crate::time::Timestamp;
@@ -79,10 +83,24 @@ pub struct Flow {
     /// The connection and the direction the flow's frames travel in it.
     pub conn: (EntryId, Dir),
     pub egress: PortId,
-    /// The FDB's answer for the destination holds until `dst_until` while
-    /// its `changes` reads `fdb_changes` (see `Fdb::lookup_until`).
+    /// For a routed flow, the way the gateway chose; `None`: bridged.
+    pub route: Option<Route>,
+    /// The MAC the FDB placed behind `egress`: the frames' destination,
+    /// or a routed flow's next hop.
+    pub out_mac: MacAddr,
+    /// The FDB's answer for `out_mac` holds until `out_until` while its
+    /// `changes` reads `fdb_changes` (see `Fdb::lookup_until`).
     pub fdb_changes: u64,
-    pub dst_until: Timestamp,
+    pub out_until: Timestamp,
+}
+
+/// Where a routed flow's packets go after the gateway: the network (by
+/// index) they leave by and the neighbour there they are handed to, whose
+/// MAC is looked up per frame as the full way does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Route {
+    pub network: u16,
+    pub hop: Ipv4Addr,
 }
 
 /// Lookups since the switch started.

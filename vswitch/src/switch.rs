@@ -12,6 +12,11 @@
 //! POSTROUTING per egress port -> send, and conntrack confirms -> what
 //! leaves by an ipvlan parent takes the parent's MAC.
 //!
+//! Between learning and PREROUTING, a frame of an established flow the
+//! exact-match cache holds (`fast_path`) is sent the way its flow's frames
+//! went, with conntrack, NAT and the rule counters kept as the full way
+//! keeps them; whatever the cache cannot vouch for takes the full way.
+//!
 //! A vxlan port's datagrams come in through `decapsulate` first, which
 //! checks and unwraps them; the inner frame then takes the same path, and
 //! copies leaving by a vxlan port are given their VTEPs at the end.
@@ -643,7 +648,7 @@ impl Switch {
             port: ingress.0,
             network: domain.network,
         };
-        let key = fast_path::Key::of(ingress, &parsed).filter(|_| !to_gateway);
+        let key = fast_path::Key::of(ingress, &parsed);
         let mut tracked = None;
         if let Some(key) = &key {
             match self.fast_forward(now, domain, key, &parsed, frame, rx, out) {
@@ -700,15 +705,16 @@ impl Switch {
         if accepted {
             apply_mangle(&pass, &parsed, frame);
             if let (Some(key), Verdict::Forwarded(1)) = (key, verdict) {
-                self.remember(now, domain, parsed.dst, key, &pass, out);
+                let routed = to_gateway.then_some(&gw);
+                self.remember(now, domain, routed, &parsed, frame, key, &pass, out);
             }
         }
         verdict
     }
 
     /// A frame of a flow the exact-match cache holds, sent the way its
-    /// flow's frames went, if the FDB and the hooks still agree (see
-    /// `fast_path`). `Err` as for `Firewall::established`.
+    /// flow's frames went, if the FDB, the neighbours and the hooks still
+    /// agree (see `fast_path`). `Err` as for `Firewall::established`.
     #[allow(clippy::too_many_arguments)]
     fn fast_forward(
         &mut self,
@@ -720,24 +726,12 @@ impl Switch {
         rx: RxInfo,
         out: &mut Output,
     ) -> Result<Verdict, Option<conntrack::Track>> {
-        let Some(mut flow) = self.fast.get(key) else {
+        let flow = self.fast.get(key);
+        let way = flow.and_then(|f| self.fast_way(now, domain, key, f, parsed, frame));
+        let (Some(flow), Some((out_domain, out_mac))) = (flow, way) else {
             self.fast.count(false);
             return Err(None);
         };
-        let changes = self.fdb.changes();
-        if flow.fdb_changes != changes || now > flow.dst_until {
-            match self.fdb.lookup_until(domain, parsed.dst, now) {
-                Some((at, until)) if at == Station::from(flow.egress) => {
-                    flow.fdb_changes = changes;
-                    flow.dst_until = until;
-                    self.fast.insert(*key, flow);
-                }
-                _ => {
-                    self.fast.count(false);
-                    return Err(None);
-                }
-            }
-        }
         let iif = Iface {
             port: key.ingress().0,
             network: domain.network,
@@ -751,23 +745,79 @@ impl Switch {
                 .established(now, flow.conn, iif, oif, parsed, frame, rx.partial_csum);
         self.fast.count(done.is_ok());
         done?;
-        Ok(
-            match self.send(flow.egress, domain.vlan, parsed.vlan(), frame.len(), out) {
-                true => Verdict::Forwarded(1),
-                false => Verdict::Dropped(DropReason::NoEgress),
-            },
-        )
+        if let Some(route) = flow.route {
+            let src = self.networks[usize::from(route.network)].gateway.mac;
+            frame[0..6].copy_from_slice(&out_mac.0);
+            frame[6..12].copy_from_slice(&src.0);
+            if let Ok(mut ip) = Ipv4Packet::new_checked(&mut frame[parsed.l3_offset..]) {
+                ip.decrement_ttl();
+            }
+        }
+        let edit = self.send(
+            flow.egress,
+            out_domain.vlan,
+            parsed.vlan(),
+            frame.len(),
+            out,
+        );
+        Ok(match edit {
+            true => Verdict::Forwarded(1),
+            false => Verdict::Dropped(DropReason::NoEgress),
+        })
+    }
+
+    /// Whether `flow`'s way still holds for this frame: a routed frame's
+    /// header checksum and TTL pass and its next hop is resolved, and the
+    /// FDB still has the MAC it goes to behind the flow's egress port. The
+    /// domain and MAC the frame leaves for, if so.
+    fn fast_way(
+        &mut self,
+        now: Timestamp,
+        domain: Domain,
+        key: &fast_path::Key,
+        mut flow: fast_path::Flow,
+        parsed: &Parsed,
+        frame: &[u8],
+    ) -> Option<(Domain, MacAddr)> {
+        let (out_domain, out_mac) = match flow.route {
+            None => (domain, parsed.dst),
+            Some(route) => {
+                let ip = Ipv4Packet::new_checked(&frame[parsed.l3_offset..]).ok()?;
+                if !ip.verify_checksum() || ip.ttl() <= 1 {
+                    return None;
+                }
+                let gw = self.networks[usize::from(route.network)].gateway;
+                let mac = self.neighbours.lookup(gw.domain.network, route.hop, now)?;
+                (gw.domain, mac)
+            }
+        };
+        let changes = self.fdb.changes();
+        if flow.out_mac != out_mac || flow.fdb_changes != changes || now > flow.out_until {
+            let (at, until) = self.fdb.lookup_until(out_domain, out_mac, now)?;
+            if at != Station::from(flow.egress) {
+                return None;
+            }
+            flow.out_mac = out_mac;
+            flow.fdb_changes = changes;
+            flow.out_until = until;
+            self.fast.insert(*key, flow);
+        }
+        Some((out_domain, out_mac))
     }
 
     /// Lets the exact-match cache hold the flow of a frame the full way
-    /// bridged to one port, when a later frame's fate could not differ:
-    /// no macvlan/ipvlan parent or vxlan port is involved, and the hooks
-    /// allow (`Firewall::cached_flow`).
+    /// bridged or routed to one port, when a later frame's fate could not
+    /// differ: no macvlan/ipvlan parent or vxlan port is involved, and the
+    /// hooks allow (`Firewall::cached_flow`). `parsed` is the frame as the
+    /// hooks left it (translated), `routed` by the gateway `gw`.
+    #[allow(clippy::too_many_arguments)]
     fn remember(
         &mut self,
         now: Timestamp,
         domain: Domain,
-        dst: MacAddr,
+        routed: Option<&Gateway>,
+        parsed: &Parsed,
+        frame: &[u8],
         key: fast_path::Key,
         pass: &Pass,
         out: &Output,
@@ -789,19 +839,35 @@ impl Switch {
         if !plain(key.ingress()) || !plain(egress) {
             return;
         }
-        let Some((at, dst_until)) = self.fdb.lookup_until(domain, dst, now) else {
+        let (route, out_domain) = match (routed, parsed.l3) {
+            (None, _) => (None, domain),
+            (Some(gw), L3::Ipv4 { dst, .. }) => {
+                let Some(route) = self.next_hop(gw, dst) else {
+                    return;
+                };
+                let gw = self.networks[usize::from(route.network)].gateway;
+                (Some(route), gw.domain)
+            }
+            (Some(_), _) => return,
+        };
+        // What the frame left for: a routed one has its next hop's MAC now.
+        let Some(out_mac) = MacAddr::from_slice(frame) else {
+            return;
+        };
+        let Some((at, out_until)) = self.fdb.lookup_until(out_domain, out_mac, now) else {
             return;
         };
         if at != Station::from(egress) {
             return;
         }
         if let Some(conn) = self.firewall.cached_flow(pass) {
-            let fdb_changes = self.fdb.changes();
             let flow = fast_path::Flow {
                 conn,
                 egress,
-                fdb_changes,
-                dst_until,
+                route,
+                out_mac,
+                fdb_changes: self.fdb.changes(),
+                out_until,
             };
             self.fast.insert(key, flow);
         }
@@ -1177,6 +1243,43 @@ impl Switch {
         Verdict::Local
     }
 
+    /// Where a packet the gateway `gw` routes towards `dst` leaves, and the
+    /// neighbour it is handed to; `None` when nowhere.
+    fn next_hop(&self, gw: &Gateway, dst: Ipv4Addr) -> Option<fast_path::Route> {
+        let in_net = usize::from(gw.domain.network);
+        // ipvlan L3 routes between its endpoints and its parent only: off
+        // the subnet, by the network's gateway, a router on the segment.
+        let (network, hop) = match self.networks[in_net].parent.as_ref() {
+            Some(p) if p.routes() => match self.networks[in_net].subnet.contains(dst) {
+                true => (in_net, dst),
+                false => (in_net, self.networks[in_net].gateway.ip),
+            },
+            _ => {
+                // A network with a parent is the segment's, not reached by routing.
+                let held = self
+                    .networks
+                    .iter()
+                    .position(|n| n.subnet.contains(dst) && n.parent.is_none());
+                // Anything else goes out of the uplink, to its router.
+                let uplink = self
+                    .networks
+                    .len()
+                    .checked_sub(1)
+                    .filter(|_| self.default_gateway.is_some());
+                let network = held.or(uplink)?;
+                let hop = match (held, self.default_gateway) {
+                    (None, Some(router)) => router,
+                    _ => dst,
+                };
+                (network, hop)
+            }
+        };
+        Some(fast_path::Route {
+            network: network as u16,
+            hop,
+        })
+    }
+
     /// Routes an IPv4 packet addressed to the gateway's MAC onward to the
     /// network that holds its destination, as Linux's ip_forward does: TTL
     /// checked and decremented before the FORWARD hook, MACs rewritten for
@@ -1200,38 +1303,12 @@ impl Switch {
             Ok(ip) if ip.verify_checksum() => {}
             _ => return Verdict::Dropped(DropReason::Malformed),
         }
-        let in_net = usize::from(gw.domain.network);
-        // ipvlan L3 routes between its endpoints and its parent only: off
-        // the subnet, by the network's gateway, a router on the segment.
-        let (egress_net, hop) = match self.networks[in_net].parent.as_ref() {
-            Some(p) if p.routes() => match self.networks[in_net].subnet.contains(dst) {
-                true => (in_net, dst),
-                false => (in_net, self.networks[in_net].gateway.ip),
-            },
-            _ => {
-                // A network with a parent is the segment's, not reached by routing.
-                let held = self
-                    .networks
-                    .iter()
-                    .position(|n| n.subnet.contains(dst) && n.parent.is_none());
-                // Anything else goes out of the uplink, to its router.
-                let uplink = self
-                    .networks
-                    .len()
-                    .checked_sub(1)
-                    .filter(|_| self.default_gateway.is_some());
-                let Some(egress_net) = held.or(uplink) else {
-                    self.firewall
-                        .note(|| format!("route: no network holds {dst} and there is no uplink"));
-                    return Verdict::Dropped(DropReason::NoRoute);
-                };
-                let hop = match (held, self.default_gateway) {
-                    (None, Some(router)) => router,
-                    _ => dst,
-                };
-                (egress_net, hop)
-            }
+        let Some(fast_path::Route { network, hop }) = self.next_hop(gw, dst) else {
+            self.firewall
+                .note(|| format!("route: no network holds {dst} and there is no uplink"));
+            return Verdict::Dropped(DropReason::NoRoute);
         };
+        let egress_net = usize::from(network);
         if ttl <= 1 {
             self.icmp_error(now, gw, ingress, parsed, frame, IcmpError::TtlExceeded, out);
             return Verdict::Dropped(DropReason::TtlExceeded);
