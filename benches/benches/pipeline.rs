@@ -2,8 +2,9 @@
 //! learned, for minimum-size and full-size frames; then with 10, 1,000 and
 //! 10,000 FORWARD rules in the way, for the first packets of connections
 //! (every rule evaluated) and for an established flow (the flow cache
-//! skips them). No devices, no syscalls: this is the pipeline's own cost
-//! per frame.
+//! skips them); and an established flow routed and masqueraded out of an
+//! uplink. No devices, no syscalls: this is the pipeline's own cost per
+//! frame.
 
 use std::hint::black_box;
 use std::net::Ipv4Addr;
@@ -70,6 +71,85 @@ fn known_mac(c: &mut Criterion) {
             })
         });
     }
+    g.finish();
+}
+
+/// The topology with an uplink: the containers' traffic out is routed and
+/// masqueraded.
+const TOPO_UPLINK: &str = r#"
+[uplink]
+kind = "afpacket"
+interface = "bench-up"
+ip = "192.0.2.10/24"
+gateway = "192.0.2.1"
+mac = "02:00:00:00:0a:0a"
+"#;
+
+/// An established flow out of the uplink: routed (TTL, MACs), masqueraded
+/// (addresses, ports, checksums), conntrack and the filter's cached path.
+fn masqueraded(c: &mut Criterion) {
+    let topo = format!("{TOPO}{TOPO_UPLINK}");
+    let cfg = config::parse(&topo, Path::new("bench.toml")).expect("bench topology");
+    let mut sw = Switch::new(&cfg).expect("bench rules");
+    let (a, up) = (
+        sw.port_id("a").expect("a"),
+        sw.port_id("uplink").expect("uplink"),
+    );
+    let (ma, ia) = HOST_A;
+    let gw = MacAddr::from_ipv4(Ipv4Addr::new(10, 0, 0, 1));
+    let uplink = (
+        MacAddr([0x02, 0, 0, 0, 0x0a, 0x0a]),
+        Ipv4Addr::new(192, 0, 2, 10),
+    );
+    let router = (MacAddr([0x02, 0, 0, 0, 0, 1]), Ipv4Addr::new(192, 0, 2, 1));
+    let server = Ipv4Addr::new(198, 51, 100, 7);
+    let now = Timestamp::from_secs(1);
+    let mut out = Output::new();
+    let mut arp = [0u8; 28];
+    packet::arp::ArpRepr {
+        op: packet::arp::ArpOp::Reply,
+        sender_mac: router.0,
+        sender_ip: router.1,
+        target_mac: uplink.0,
+        target_ip: uplink.1,
+    }
+    .emit(&mut arp);
+    let mut reply = vswitch_tests::frames::ether(uplink.0, router.0, 0x0806, &arp);
+    sw.process(now, up, &mut reply, &mut out);
+    let mut first = udp((ma, ia, 1), (gw, server, 9000), &[0; 18]);
+    sw.process(now, a, &mut first, &mut out);
+    let mut back = udp((router.0, server, 9000), (uplink.0, uplink.1, 1), &[0; 18]);
+    out.clear();
+    sw.process(now, up, &mut back, &mut out);
+    assert_eq!(out.emits().len(), 1, "the answer reaches a");
+    // The flow's next frame is remembered, the one after takes the cache.
+    for _ in 0..2 {
+        out.clear();
+        sw.process(
+            now,
+            a,
+            &mut udp((ma, ia, 1), (gw, server, 9000), &[0; 18]),
+            &mut out,
+        );
+    }
+    assert_eq!(
+        sw.fast_path().hits,
+        1,
+        "the exact-match cache holds the flow"
+    );
+
+    let mut g = c.benchmark_group("process_masqueraded");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("64B", |bench| {
+        bench.iter_batched_ref(
+            || udp((ma, ia, 1), (gw, server, 9000), &[0xab; 18]),
+            |f| {
+                out.clear();
+                black_box(sw.process(now, a, f, &mut out));
+            },
+            BatchSize::SmallInput,
+        )
+    });
     g.finish();
 }
 
@@ -155,5 +235,5 @@ fn rules(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, known_mac, rules);
+criterion_group!(benches, known_mac, masqueraded, rules);
 criterion_main!(benches);
