@@ -116,6 +116,10 @@ pub struct FastPathStats {
 #[derive(Clone)]
 pub struct FastPath {
     slots: Box<[Option<(Key, Flow)>]>,
+    /// 16 bits of each slot's hash (0: empty), 8 KiB that stay cached:
+    /// the first packets of connections, which always miss, mostly learn
+    /// so without touching a slot.
+    tags: Box<[u16]>,
     hasher: RandomState,
     stats: FastPathStats,
 }
@@ -124,6 +128,7 @@ impl Default for FastPath {
     fn default() -> FastPath {
         FastPath {
             slots: vec![None; SLOTS].into_boxed_slice(),
+            tags: vec![0; SLOTS].into_boxed_slice(),
             hasher: RandomState::default(),
             stats: FastPathStats::default(),
         }
@@ -131,21 +136,28 @@ impl Default for FastPath {
 }
 
 impl FastPath {
-    fn slot(&self, key: &Key) -> usize {
-        self.hasher.hash_one(key) as usize % SLOTS
+    /// The key's slot and nonzero tag.
+    fn slot(&self, key: &Key) -> (usize, u16) {
+        let h = self.hasher.hash_one(key);
+        (h as usize % SLOTS, (h >> 48) as u16 | 1)
     }
 
     /// The flow remembered for `key`.
     pub fn get(&self, key: &Key) -> Option<Flow> {
-        match &self.slots[self.slot(key)] {
+        let (i, tag) = self.slot(key);
+        if self.tags[i] != tag {
+            return None;
+        }
+        match &self.slots[i] {
             Some((k, flow)) if k == key => Some(*flow),
             _ => None,
         }
     }
 
     pub fn insert(&mut self, key: Key, flow: Flow) {
-        let i = self.slot(&key);
+        let (i, tag) = self.slot(&key);
         self.slots[i] = Some((key, flow));
+        self.tags[i] = tag;
     }
 
     /// Counts a frame that took the remembered way (`hit`) or not.

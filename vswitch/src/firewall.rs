@@ -310,11 +310,13 @@ impl Firewall {
         else {
             return None;
         };
+        if !pass.cacheable {
+            return None;
+        }
         let unchanged = pass.meta.ttl.is_none() && pass.meta.tos.is_none();
         let e = self.conns.get(id)?;
         let path = e.extra.lookup(dir, self.rules.generation(), iif, oif);
-        (pass.cacheable
-            && unchanged
+        (unchanged
             && e.mark == pass.meta.ctmark
             && matches!(path, Lookup::Hit(_))
             && self.skips_prerouting())

@@ -822,6 +822,9 @@ impl Switch {
         pass: &Pass,
         out: &Output,
     ) {
+        let Some(conn) = self.firewall.cached_flow(pass) else {
+            return;
+        };
         let [Emit {
             port: egress,
             payload: Payload::Ingress,
@@ -860,17 +863,15 @@ impl Switch {
         if at != Station::from(egress) {
             return;
         }
-        if let Some(conn) = self.firewall.cached_flow(pass) {
-            let flow = fast_path::Flow {
-                conn,
-                egress,
-                route,
-                out_mac,
-                fdb_changes: self.fdb.changes(),
-                out_until,
-            };
-            self.fast.insert(key, flow);
-        }
+        let flow = fast_path::Flow {
+            conn,
+            egress,
+            route,
+            out_mac,
+            fdb_changes: self.fdb.changes(),
+            out_until,
+        };
+        self.fast.insert(key, flow);
     }
 
     /// ARP at the gateway: learns the sender, answers for the gateway's
