@@ -13,11 +13,9 @@ use std::process::{Command, Stdio};
 use packet::{Parsed, L4};
 use vswitch::capture::CaptureReader;
 
-use vswitch_tests::e2e::{self, Running, Veth};
+use vswitch_tests::e2e::{self, parallel_transfers, Running, Veth, FLOWS};
 
 const BIN: &str = env!("CARGO_BIN_EXE_vswitch");
-/// Enough flows that some land on each queue (all on one: 2 in 2^16).
-const FLOWS: u16 = 8;
 
 fn topo(name: &str, ports: &[(&str, &str)]) -> String {
     let mut t = format!(
@@ -59,20 +57,6 @@ fn queues(ns: &str) -> Vec<String> {
         .collect();
     q.sort();
     q
-}
-
-/// `FLOWS` concurrent transfers of `len` bytes from `from` to `to_ip`, on
-/// ports from `base` up; each asserts its bytes arrived unchanged.
-fn parallel_transfers(from: &str, to: &str, to_ip: &str, base: u16, len: usize) {
-    let flows: Vec<_> = (0..FLOWS)
-        .map(|i| {
-            let (from, to, to_ip) = (from.to_owned(), to.to_owned(), to_ip.to_owned());
-            std::thread::spawn(move || e2e::transfer(&from, &to, &to_ip, base + i, len))
-        })
-        .collect();
-    for f in flows {
-        f.join().expect("a transfer");
-    }
 }
 
 /// The server ports (the lower of the two) of the TCP frames in `pcap`.

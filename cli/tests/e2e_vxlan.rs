@@ -257,6 +257,48 @@ fn linux_vtep_and_a_container_ping_move_5mb_and_learn_each_other() {
     assert!(switch.stop().success());
 }
 
+#[test]
+fn with_two_threads_both_sockets_of_a_vxlan_port_are_read() {
+    if e2e::skip("with_two_threads_both_sockets_of_a_vxlan_port_are_read") {
+        return;
+    }
+    let _serial = e2e::serial();
+    e2e::remove_netns(&["vx-t1"]);
+    let _underlay = Underlay::new("vx-t0", "198.18.43.1", "vx-tpeer", "198.18.43.2");
+    let ethtool = e2e::exec("vx-tpeer", &["ethtool", "-K", "eth0", "tx", "off"]);
+    assert!(ethtool.status.success(), "ethtool -K eth0 tx off");
+    let vx0 = "-n vx-tpeer link add vx0 type vxlan id 42 remote 198.18.43.1 \
+               local 198.18.43.2 dstport 4789 dev eth0";
+    ip(&vx0.split_whitespace().collect::<Vec<_>>());
+    ip(&[
+        "-n",
+        "vx-tpeer",
+        "addr",
+        "add",
+        "10.43.0.100/24",
+        "dev",
+        "vx0",
+    ]);
+    ip(&["-n", "vx-tpeer", "link", "set", "vx0", "up"]);
+    let topo = topo(
+        "vx-t",
+        43,
+        "vx-t1",
+        "10.43.0.2",
+        "198.18.43.1",
+        "198.18.43.2",
+        None,
+    )
+    .replace("[switch]\n", "[switch]\nthreads = 2\n");
+    let switch = Running::start(Path::new(BIN), "vx-t", &topo);
+    // The kernel's VTEP picks each flow's outer source port by its hash,
+    // and the socket group is spread by those ports: a flow on thread 1's
+    // socket arrives only if that thread reads it.
+    e2e::parallel_transfers("vx-tpeer", "vx-t1", "10.43.0.2", 5301, 1 << 20);
+    e2e::parallel_transfers("vx-t1", "vx-tpeer", "10.43.0.100", 5401, 1 << 20);
+    assert!(switch.stop().success());
+}
+
 /// Two switches joined by a veth underlay, the second inside namespace
 /// vx-host2 as if on another host; returns what a capture of the underlay
 /// saw while the containers talked.

@@ -355,6 +355,24 @@ pub fn offload_on(ns: &str, feature: &str) -> bool {
         .any(|l| l.trim_start().starts_with(&format!("{feature}: on")))
 }
 
+/// Enough flows that some land on each of two queues or sockets (all on
+/// one: 2 in 2^16).
+pub const FLOWS: u16 = 8;
+
+/// `FLOWS` concurrent `transfer`s of `len` bytes from `from` to `to_ip`,
+/// on ports from `base` up.
+pub fn parallel_transfers(from: &str, to: &str, to_ip: &str, base: u16, len: usize) {
+    let flows: Vec<_> = (0..FLOWS)
+        .map(|i| {
+            let (from, to, to_ip) = (from.to_owned(), to.to_owned(), to_ip.to_owned());
+            std::thread::spawn(move || transfer(&from, &to, &to_ip, base + i, len))
+        })
+        .collect();
+    for f in flows {
+        f.join().expect("a transfer");
+    }
+}
+
 /// Sends `len` pseudo-random bytes from namespace `from` to `to_ip` in
 /// namespace `to` over TCP, in 64 KB writes that TSO sends as super-frames;
 /// asserts they all arrive unchanged.

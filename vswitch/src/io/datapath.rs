@@ -70,13 +70,13 @@ struct Received {
 }
 
 impl Device {
-    /// The descriptor thread `q` reads: its TAP queue or AF_PACKET socket;
-    /// a vxlan port has one, read by thread 0.
+    /// The descriptor thread `q` reads: its TAP queue, AF_PACKET socket or
+    /// vxlan UDP socket.
     fn fd(&self, q: usize) -> Option<RawFd> {
         match self {
             Device::Tap(t) => t.queue_fd(q),
             Device::Packet(p) => p.get(q).map(AsRawFd::as_raw_fd),
-            Device::Vxlan(v) => (q == 0).then(|| v.fd()),
+            Device::Vxlan(v) => v.fd(q),
         }
     }
 
@@ -91,7 +91,7 @@ impl Device {
                 .recv(q, &mut buf[HEADROOM..])
                 .map(|(n, hdr)| frame((HEADROOM..HEADROOM + n, hdr))),
             Device::Packet(p) => packet_socket(p, q)?.recv(buf).map(frame),
-            Device::Vxlan(v) => v.recv(buf).map(|(n, from)| Received {
+            Device::Vxlan(v) => v.recv(q, buf).map(|(n, from)| Received {
                 range: 0..n,
                 hdr: VnetHdr::NONE,
                 from: Some(from),
@@ -187,9 +187,8 @@ impl Finisher {
 
 /// Forwards until `stop` (a descriptor that becomes readable on a stop
 /// signal) fires. With `threads = N`, thread q reads queue q of every TAP
-/// and socket q of every AF_PACKET port; thread 0 (this one) also reads
-/// the vxlan ports and answers control requests and metrics scrapes
-/// between batches.
+/// and socket q of every AF_PACKET and vxlan port; thread 0 (this one)
+/// also answers control requests and metrics scrapes between batches.
 pub fn run(
     switch: &mut Switch,
     lab: &mut Lab,

@@ -333,7 +333,7 @@ impl Lab {
                 let clock_ns = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_nanos() as u64);
-                VxlanSocket::open(port, clock_ns)
+                VxlanSocket::open(port, clock_ns, config.switch.threads)
                     .map(Device::Vxlan)
                     .map_err(|e| err(e.to_string()))
             }

@@ -1,5 +1,13 @@
-//! A vxlan port's sockets: a UDP socket bound to `local` receives, and a
-//! raw IPv4 socket (IPPROTO_RAW, so it receives nothing) sends.
+//! A vxlan port's sockets: a UDP socket bound to `local` receives (one per
+//! datapath thread), and a raw IPv4 socket (IPPROTO_RAW, so it receives
+//! nothing) sends.
+//!
+//! With several threads the receiving sockets form an `SO_REUSEPORT`
+//! group, which the kernel spreads datagrams over by their addresses and
+//! ports: a peer's outer source port follows the inner flow (RFC 7348), so
+//! each flow stays with one thread, in order. A plain bind of `local`
+//! first makes sure no other process holds it, as with one socket: the
+//! kernel would otherwise let another root process's group share it.
 //!
 //! Why two: RFC 7348 asks for the outer UDP source port to follow the inner
 //! flow, so routers hashing the outer 5-tuple (ECMP) spread the flows a
@@ -23,7 +31,8 @@ use crate::vxlan::{self, Encap, TunnelDst};
 use super::sys::cvt;
 
 pub struct VxlanSocket {
-    udp: UdpSocket,
+    /// By datapath thread.
+    udp: Vec<UdpSocket>,
     raw: OwnedFd,
     /// The encapsulation state (the sealing counter) and its buffer, for
     /// whichever datapath thread sends.
@@ -31,15 +40,28 @@ pub struct VxlanSocket {
 }
 
 impl VxlanSocket {
-    /// Binds `port`'s local address; `clock_ns` (the wall clock) is where a
-    /// sealing port's counter starts.
-    pub fn open(port: &Port, clock_ns: u64) -> io::Result<VxlanSocket> {
+    /// Binds `port`'s local address, once per thread of `threads`;
+    /// `clock_ns` (the wall clock) is where a sealing port's counter starts.
+    pub fn open(port: &Port, clock_ns: u64, threads: usize) -> io::Result<VxlanSocket> {
         let local = vxlan::local_addr(port);
         let encap = Encap::new(port, clock_ns)
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a vxlan port"))?;
-        let udp = UdpSocket::bind(local)
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot bind UDP {local}: {e}")))?;
-        udp.set_nonblocking(true)?;
+        let cannot =
+            |e: io::Error| io::Error::new(e.kind(), format!("cannot bind UDP {local}: {e}"));
+        let plain = UdpSocket::bind(local).map_err(cannot)?;
+        let udp = match threads {
+            0 | 1 => vec![plain],
+            n => {
+                drop(plain);
+                (0..n)
+                    .map(|_| reuseport_socket(local))
+                    .collect::<io::Result<_>>()
+                    .map_err(cannot)?
+            }
+        };
+        for u in &udp {
+            u.set_nonblocking(true)?;
+        }
         // SAFETY: socket has no memory preconditions.
         let fd = cvt(unsafe {
             libc::socket(
@@ -57,14 +79,21 @@ impl VxlanSocket {
         })
     }
 
-    /// The receiving socket, for the poll loop.
-    pub fn fd(&self) -> RawFd {
-        self.udp.as_raw_fd()
+    /// Thread `q`'s receiving socket, for its poll loop.
+    pub fn fd(&self, q: usize) -> Option<RawFd> {
+        self.udp.get(q).map(AsRawFd::as_raw_fd)
     }
 
-    /// One datagram's UDP payload into `buf`, and its sender.
-    pub fn recv(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddrV4)> {
-        match self.udp.recv_from(buf)? {
+    /// One datagram's UDP payload into `buf` from thread `q`'s socket, and
+    /// its sender.
+    pub fn recv(&self, q: usize, buf: &mut [u8]) -> io::Result<(usize, SocketAddrV4)> {
+        let udp = self.udp.get(q).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("no socket for thread {q}"),
+            )
+        })?;
+        match udp.recv_from(buf)? {
             (n, SocketAddr::V4(from)) => Ok((n, from)),
             (_, SocketAddr::V6(_)) => Err(io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -78,14 +107,7 @@ impl VxlanSocket {
         let mut tx = self.tx.lock().unwrap_or_else(PoisonError::into_inner);
         let (encap, buf) = &mut *tx;
         encap.encapsulate(to, parts, buf);
-        let addr = libc::sockaddr_in {
-            sin_family: libc::AF_INET as libc::sa_family_t,
-            sin_port: 0,
-            sin_addr: libc::in_addr {
-                s_addr: u32::from_ne_bytes(to.vtep.octets()),
-            },
-            sin_zero: [0; 8],
-        };
+        let addr = sockaddr(SocketAddrV4::new(to.vtep, 0));
         // sendto only reads through the pointers.
         // SAFETY: buf and addr are live for the call, with the lengths passed.
         let n = unsafe {
@@ -99,5 +121,45 @@ impl VxlanSocket {
             )
         };
         usize::try_from(n).map_err(|_| io::Error::last_os_error())
+    }
+}
+
+/// A UDP socket bound to `local` in an `SO_REUSEPORT` group.
+fn reuseport_socket(local: SocketAddrV4) -> io::Result<UdpSocket> {
+    // SAFETY: socket has no memory preconditions.
+    let fd = cvt(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })?;
+    // SAFETY: fd is a descriptor we just opened and own exclusively.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    let on: libc::c_int = 1;
+    // SAFETY: the option value is a live c_int of the length passed.
+    cvt(unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_REUSEPORT,
+            (&on as *const libc::c_int).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    })?;
+    let addr = sockaddr(local);
+    // SAFETY: addr is a live sockaddr_in of the length passed.
+    cvt(unsafe {
+        libc::bind(
+            sock.as_raw_fd(),
+            (&addr as *const libc::sockaddr_in).cast(),
+            size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        )
+    })?;
+    Ok(UdpSocket::from(sock))
+}
+
+fn sockaddr(a: SocketAddrV4) -> libc::sockaddr_in {
+    libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: a.port().to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from_ne_bytes(a.ip().octets()),
+        },
+        sin_zero: [0; 8],
     }
 }
