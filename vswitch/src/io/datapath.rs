@@ -480,7 +480,7 @@ fn lead(
                 last_tick = Instant::now();
             }
         }
-        w.wait(shared.busy_poll)?;
+        w.wait()?;
         if shared.failed.load(Ordering::Relaxed) {
             return Err(io::Error::other("a datapath thread failed"));
         }
@@ -532,7 +532,7 @@ fn follow(shared: &Shared, q: usize, stop: RawFd) -> io::Result<()> {
             }
             w.drain(shared, &lab.devices);
         }
-        w.wait(shared.busy_poll)?;
+        w.wait()?;
         if shared.stop.load(Ordering::Relaxed) {
             return Ok(());
         }
@@ -560,6 +560,9 @@ struct Worker {
     out: Output,
     finisher: Finisher,
     last_frame: Instant,
+    /// How long to poll after the last frame: adapted to the gaps between
+    /// frames, up to `busy_poll` (see `adapt`).
+    window: Duration,
 }
 
 impl Worker {
@@ -574,6 +577,7 @@ impl Worker {
             out: Output::new(),
             finisher: Finisher::new(),
             last_frame: Instant::now(),
+            window: Duration::ZERO,
         })
     }
 
@@ -595,10 +599,10 @@ impl Worker {
     }
 
     /// Polls: at once while a device is left undrained or within the busy
-    /// poll time, else until an event or the tick.
-    fn wait(&mut self, busy_poll: Duration) -> io::Result<()> {
+    /// poll window, else until an event or the tick.
+    fn wait(&mut self) -> io::Result<()> {
         let busy = self.ready.iter().any(|&r| r);
-        let timeout = poll_timeout(busy, busy_poll, &self.last_frame);
+        let timeout = poll_timeout(busy, self.window, &self.last_frame);
         match self.poll.poll(&mut self.events, Some(timeout)) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => self.events.clear(),
             Err(e) => return Err(e),
@@ -692,7 +696,10 @@ impl Worker {
         if frames > 0 {
             shared.io.frames[q].fetch_add(frames, Ordering::Relaxed);
             if !shared.busy_poll.is_zero() {
-                self.last_frame = Instant::now();
+                let now = Instant::now();
+                let gap = now.saturating_duration_since(self.last_frame);
+                self.window = adapt(self.window, shared.busy_poll, gap);
+                self.last_frame = now;
             }
         }
     }
@@ -715,6 +722,17 @@ fn poll_timeout(busy: bool, busy_poll: Duration, last_frame: &Instant) -> Durati
         Duration::ZERO
     } else {
         TICK
+    }
+}
+
+/// The busy-poll window after frames that came `gap` after the last ones:
+/// long enough to have caught them when a window of at most `cap` could
+/// (twice the gap, to catch the next one too), else half as long, so that
+/// traffic too sparse to catch soon stops costing polls that catch nothing.
+fn adapt(window: Duration, cap: Duration, gap: Duration) -> Duration {
+    match gap <= cap {
+        true => window.max(gap.saturating_mul(2).min(cap)),
+        false => window / 2,
     }
 }
 
@@ -816,5 +834,25 @@ mod tests {
         );
         assert_eq!(poll_timeout(false, busy_poll, &now), Duration::ZERO);
         assert_eq!(poll_timeout(false, busy_poll, &long_ago), TICK);
+    }
+
+    #[test]
+    fn the_busy_poll_window_follows_the_gaps_it_could_catch() {
+        let ms = Duration::from_millis;
+        let cap = ms(10);
+        // Frames 2 ms apart: a 4 ms window catches the next.
+        assert_eq!(adapt(Duration::ZERO, cap, ms(2)), ms(4));
+        // 6 ms: as long as the cap allows.
+        assert_eq!(adapt(ms(4), cap, ms(6)), cap);
+        // Caught within the window: it stays.
+        assert_eq!(adapt(cap, cap, ms(1)), cap);
+        // Gaps no window up to the cap could catch halve it, down to nothing.
+        let mut w = cap;
+        for _ in 0..40 {
+            w = adapt(w, cap, ms(50));
+        }
+        assert_eq!(w, Duration::ZERO);
+        // And it comes back once frames come close together again.
+        assert_eq!(adapt(w, cap, ms(3)), ms(6));
     }
 }
