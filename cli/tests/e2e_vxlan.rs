@@ -53,6 +53,30 @@ impl Underlay {
         u
     }
 
+    /// A Linux VTEP in the namespace: vx0, VNI 42, from `peer_ip` to the
+    /// switch's `host_ip`, addressed `overlay_ip`/24.
+    fn linux_vtep(&self, host_ip: &str, peer_ip: &str, overlay_ip: &str) {
+        let ns = self.ns.as_str();
+        // A veth hands the local stack checksums its sender left to offload,
+        // and a UDP socket cannot tell: a wire would carry them complete.
+        let ethtool = e2e::exec(ns, &["ethtool", "-K", "eth0", "tx", "off"]);
+        assert!(ethtool.status.success(), "ethtool -K eth0 tx off");
+        ip(&[
+            "-n", ns, "link", "add", "vx0", "type", "vxlan", "id", "42", "remote", host_ip,
+            "local", peer_ip, "dstport", "4789", "dev", "eth0",
+        ]);
+        ip(&[
+            "-n",
+            ns,
+            "addr",
+            "add",
+            &format!("{overlay_ip}/24"),
+            "dev",
+            "vx0",
+        ]);
+        ip(&["-n", ns, "link", "set", "vx0", "up"]);
+    }
+
     fn remove(&self) {
         let _ = Command::new("ip")
             .args(["link", "del", &self.host])
@@ -179,24 +203,8 @@ fn linux_vtep_and_a_container_ping_move_5mb_and_learn_each_other() {
     }
     let _serial = e2e::serial();
     e2e::remove_netns(&["vx-a1"]);
-    let _underlay = Underlay::new("vx-u0", "198.18.42.1", "vx-peer", "198.18.42.2");
-    // A veth hands the local stack checksums its sender left to offload,
-    // and a UDP socket cannot tell: a wire would carry them complete.
-    let ethtool = e2e::exec("vx-peer", &["ethtool", "-K", "eth0", "tx", "off"]);
-    assert!(ethtool.status.success(), "ethtool -K eth0 tx off");
-    let vx0 = "-n vx-peer link add vx0 type vxlan id 42 remote 198.18.42.1 \
-               local 198.18.42.2 dstport 4789 dev eth0";
-    ip(&vx0.split_whitespace().collect::<Vec<_>>());
-    ip(&[
-        "-n",
-        "vx-peer",
-        "addr",
-        "add",
-        "10.42.0.100/24",
-        "dev",
-        "vx0",
-    ]);
-    ip(&["-n", "vx-peer", "link", "set", "vx0", "up"]);
+    let underlay = Underlay::new("vx-u0", "198.18.42.1", "vx-peer", "198.18.42.2");
+    underlay.linux_vtep("198.18.42.1", "198.18.42.2", "10.42.0.100");
     let switch = Running::start(
         Path::new(BIN),
         "vx-a",
@@ -264,22 +272,8 @@ fn with_two_threads_both_sockets_of_a_vxlan_port_are_read() {
     }
     let _serial = e2e::serial();
     e2e::remove_netns(&["vx-t1"]);
-    let _underlay = Underlay::new("vx-t0", "198.18.43.1", "vx-tpeer", "198.18.43.2");
-    let ethtool = e2e::exec("vx-tpeer", &["ethtool", "-K", "eth0", "tx", "off"]);
-    assert!(ethtool.status.success(), "ethtool -K eth0 tx off");
-    let vx0 = "-n vx-tpeer link add vx0 type vxlan id 42 remote 198.18.43.1 \
-               local 198.18.43.2 dstport 4789 dev eth0";
-    ip(&vx0.split_whitespace().collect::<Vec<_>>());
-    ip(&[
-        "-n",
-        "vx-tpeer",
-        "addr",
-        "add",
-        "10.43.0.100/24",
-        "dev",
-        "vx0",
-    ]);
-    ip(&["-n", "vx-tpeer", "link", "set", "vx0", "up"]);
+    let underlay = Underlay::new("vx-t0", "198.18.43.1", "vx-tpeer", "198.18.43.2");
+    underlay.linux_vtep("198.18.43.1", "198.18.43.2", "10.43.0.100");
     let topo = topo(
         "vx-t",
         43,
