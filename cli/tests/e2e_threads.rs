@@ -91,15 +91,18 @@ fn thread_frames(name: &str) -> Vec<u64> {
         .collect()
 }
 
-/// The datapath process (the child of `parent`): its threads' names and
-/// the CPUs each may run on.
+/// The datapath process (the child of `parent` with the most threads: a
+/// helper it forks for a moment has one): its threads' names and the CPUs
+/// each may run on.
 fn datapath_threads(parent: u32) -> Vec<(String, String)> {
     let children = std::fs::read_to_string(format!("/proc/{parent}/task/{parent}/children"))
         .expect("children");
+    let tasks_of =
+        |pid: &u32| std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, Iterator::count);
     let child: u32 = children
         .split_whitespace()
-        .next()
-        .and_then(|c| c.parse().ok())
+        .filter_map(|c| c.parse().ok())
+        .max_by_key(tasks_of)
         .expect("a datapath child");
     let tasks = std::fs::read_dir(format!("/proc/{child}/task")).expect("tasks");
     let mut threads: Vec<(String, String)> = tasks
@@ -208,4 +211,53 @@ fn both_sockets_of_an_afpacket_port_are_read() {
     parallel_transfers(&web, lan_ns, "10.64.0.9", 5701, 1 << 20);
     assert!(sw.stop().success());
     drop(lan);
+}
+
+/// The highest CPU this process may run on.
+fn last_allowed_cpu() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").expect("status");
+    let list = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .expect("Cpus_allowed_list");
+    list.trim()
+        .rsplit([',', '-'])
+        .next()
+        .and_then(|c| c.parse().ok())
+        .expect("a CPU number")
+}
+
+#[test]
+fn cpus_puts_the_threads_on_the_cpus_it_names() {
+    if e2e::skip("cpus_puts_the_threads_on_the_cpus_it_names") {
+        return;
+    }
+    let _g = e2e::serial();
+    let name = "vse2e-cpu";
+    let cpu = last_allowed_cpu();
+    let pinned = |cpus: &str| {
+        topo(name, &[("web", "10.64.0.2"), ("db", "10.64.0.3")])
+            .replace("threads = 2\n", &format!("threads = 2\ncpus = [{cpus}]\n"))
+    };
+    // Left alone, thread 0 would take the first allowed CPU.
+    e2e::remove_netns(&[&format!("{name}-web"), &format!("{name}-db")]);
+    let sw = Running::start(Path::new(BIN), name, &pinned(&cpu.to_string()));
+    assert!(e2e::ping(&format!("{name}-web"), "10.64.0.3", &[]));
+    let threads = datapath_threads(sw.pid().expect("running"));
+    let want = [("datapath-1", cpu), ("vswitch", cpu)].map(|(t, c)| (t.to_owned(), c.to_string()));
+    assert_eq!(threads, want);
+    assert!(sw.stop().success());
+
+    // A CPU the process may not use: `run` says so and stops.
+    let config = std::env::temp_dir().join(format!("vswitch-e2e-{name}-bad.toml"));
+    std::fs::write(&config, pinned("1023")).expect("write topo");
+    let out = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&config)
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("cpus names CPU 1023"), "{err}");
+    let _ = std::fs::remove_file(config);
 }

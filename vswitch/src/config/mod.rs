@@ -78,6 +78,9 @@ pub struct SwitchConfig {
     /// Key `busy_poll_us`: microseconds the datapath keeps polling after
     /// its last frame before it sleeps; 0 sleeps at once.
     pub busy_poll_us: u32,
+    /// Key `cpus`: the CPUs datapath thread q is pinned to, `cpus[q %
+    /// len]`; empty: the CPUs the process may use, in turn.
+    pub cpus: Vec<usize>,
 }
 
 /// A Unix group, resolved when the config is read.
@@ -101,6 +104,7 @@ impl Default for SwitchConfig {
             storm_pps: 1000,
             control_group: None,
             busy_poll_us: 0,
+            cpus: Vec::new(),
         }
     }
 }

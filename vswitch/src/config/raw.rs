@@ -40,6 +40,8 @@ pub(crate) struct Switch {
     pub storm_pps: Option<S<i64>>,
     pub control_group: Option<S<String>>,
     pub busy_poll_us: Option<S<i64>>,
+    #[serde(default)]
+    pub cpus: Vec<S<i64>>,
 }
 
 #[derive(Deserialize, Debug)]

@@ -140,6 +140,7 @@ fn contract_example() {
             storm_pps: 1000,
             control_group: None,
             busy_poll_us: 0,
+            cpus: Vec::new(),
         }
     );
 
@@ -442,7 +443,7 @@ fn toml_syntax_error() {
 fn unknown_key() {
     assert_eq!(
         error("[switch]\nname = \"x\"\nbogus = 2\n"),
-        "topo.toml:3:1: unknown field `bogus`, expected one of `name`, `threads`, `fdb_aging`, `fdb_max`, `conntrack_max`, `storm_pps`, `control_group`, `busy_poll_us`"
+        "topo.toml:3:1: unknown field `bogus`, expected one of `name`, `threads`, `fdb_aging`, `fdb_max`, `conntrack_max`, `storm_pps`, `control_group`, `busy_poll_us`, `cpus`"
     );
     assert_eq!(
         error(&with_base("colour = \"blue\"\n")),
@@ -510,6 +511,20 @@ fn switch_numbers_in_range() {
     assert_eq!(
         ok("[switch]\nbusy_poll_us = 20000\n").switch.busy_poll_us,
         20_000
+    );
+}
+
+#[test]
+fn switch_cpus_are_cpu_numbers_each_once() {
+    assert_eq!(ok("[switch]\ncpus = [1, 3]\n").switch.cpus, [1, 3]);
+    assert!(ok("[switch]\n").switch.cpus.is_empty());
+    assert_eq!(
+        errors("[switch]\ncpus = [1, -1, 1, 1024]\n"),
+        [
+            "topo.toml:2:12: switch: cpus entry must be 0 to 1023, not -1",
+            "topo.toml:2:16: switch: cpus lists CPU 1 twice",
+            "topo.toml:2:19: switch: cpus entry must be 0 to 1023, not 1024",
+        ]
     );
 }
 

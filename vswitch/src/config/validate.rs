@@ -269,6 +269,16 @@ fn switch(e: &mut Errors, raw: Option<&S<raw::Switch>>) -> SwitchConfig {
     if let Some(v) = &raw.busy_poll_us {
         out.busy_poll_us = int(e, v, 0..=1_000_000, "switch: busy_poll_us").unwrap_or(0);
     }
+    let most = libc::CPU_SETSIZE as i64 - 1;
+    for v in &raw.cpus {
+        let Some(cpu) = int(e, v, 0..=most, "switch: cpus entry") else {
+            continue;
+        };
+        if out.cpus.contains(&cpu) {
+            e.at(span(v), format!("switch: cpus lists CPU {cpu} twice"));
+        }
+        out.cpus.push(cpu);
+    }
     out
 }
 

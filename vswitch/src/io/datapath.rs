@@ -198,6 +198,7 @@ pub fn run(
 ) -> io::Result<IoStats> {
     let threads = switch.config().switch.threads.max(1);
     let busy_poll = Duration::from_micros(switch.config().switch.busy_poll_us.into());
+    let cpus = datapath_cpus(&switch.config().switch.cpus, allowed_cpus())?;
     let shared = Shared {
         lab: RwLock::new(lab),
         core: Mutex::new(Core {
@@ -212,7 +213,6 @@ pub fn run(
         origin: Instant::now(),
         busy_poll,
     };
-    let cpus = cpus();
     if !cpus.is_empty() && threads > cpus.len() {
         tracing::warn!(
             "threads = {threads} on {} CPU(s): datapath threads share CPUs",
@@ -395,8 +395,28 @@ impl Bell {
     }
 }
 
+/// The CPUs the datapath threads take in turn: those `[switch] cpus`
+/// names, which the process must be allowed, else all it is allowed.
+fn datapath_cpus(chosen: &[usize], allowed: Vec<usize>) -> io::Result<Vec<usize>> {
+    if chosen.is_empty() {
+        return Ok(allowed);
+    }
+    // An empty `allowed` is an affinity nobody could read: nothing to hold to.
+    if let Some(c) = chosen
+        .iter()
+        .find(|c| !allowed.is_empty() && !allowed.contains(c))
+    {
+        let allowed: Vec<String> = allowed.iter().map(usize::to_string).collect();
+        return Err(io::Error::other(format!(
+            "[switch] cpus names CPU {c}, which this process may not run on (it may use {})",
+            allowed.join(",")
+        )));
+    }
+    Ok(chosen.to_vec())
+}
+
 /// The CPUs this process may run on, in order.
-fn cpus() -> Vec<usize> {
+fn allowed_cpus() -> Vec<usize> {
     // SAFETY: cpu_set_t is plain data; all-zero is the empty set.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     // SAFETY: set is a cpu_set_t of the size passed.
@@ -417,7 +437,8 @@ fn pin(cpu: Option<usize>) {
     let Some(cpu) = cpu else { return };
     // SAFETY: cpu_set_t is plain data; all-zero is the empty set.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: cpu comes from sched_getaffinity, below CPU_SETSIZE.
+    // SAFETY: cpu is below CPU_SETSIZE (from sched_getaffinity, or a
+    // `cpus` entry the config held to that), within the set CPU_SET writes.
     unsafe { libc::CPU_SET(cpu, &mut set) };
     // SAFETY: set is a cpu_set_t of the size passed.
     if unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) } != 0 {
@@ -834,6 +855,21 @@ mod tests {
         );
         assert_eq!(poll_timeout(false, busy_poll, &now), Duration::ZERO);
         assert_eq!(poll_timeout(false, busy_poll, &long_ago), TICK);
+    }
+
+    #[test]
+    fn datapath_cpus_are_the_chosen_ones_if_allowed() {
+        assert_eq!(datapath_cpus(&[], vec![0, 1]).ok(), Some(vec![0, 1]));
+        assert_eq!(datapath_cpus(&[1], vec![0, 1]).ok(), Some(vec![1]));
+        assert_eq!(datapath_cpus(&[3], vec![]).ok(), Some(vec![3]));
+        let refused = datapath_cpus(&[1, 5], vec![0, 1]).map_err(|e| e.to_string());
+        assert_eq!(
+            refused,
+            Err(
+                "[switch] cpus names CPU 5, which this process may not run on (it may use 0,1)"
+                    .into()
+            )
+        );
     }
 
     #[test]
