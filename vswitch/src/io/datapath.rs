@@ -437,8 +437,8 @@ fn pin(cpu: Option<usize>) {
     let Some(cpu) = cpu else { return };
     // SAFETY: cpu_set_t is plain data; all-zero is the empty set.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: cpu is below CPU_SETSIZE (from sched_getaffinity, or a
-    // `cpus` entry the config held to that), within the set CPU_SET writes.
+    // From sched_getaffinity, or a `cpus` entry the config held below 1024.
+    // SAFETY: cpu is below CPU_SETSIZE, within the set CPU_SET writes.
     unsafe { libc::CPU_SET(cpu, &mut set) };
     // SAFETY: set is a cpu_set_t of the size passed.
     if unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) } != 0 {
