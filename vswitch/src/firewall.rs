@@ -22,7 +22,7 @@
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use conntrack::{ConfirmError, Conntrack, CtL4, CtPacket, Dir, EntryId, Status, Track};
+use conntrack::{ConfirmError, Conntrack, CtL4, CtPacket, Dir, Entry, EntryId, Status, Track};
 use packet::icmpv4::msg;
 use packet::ipv4::protocol;
 use packet::{FlowKey, Parsed, L3, L4};
@@ -256,7 +256,7 @@ impl Firewall {
     }
 
     /// For the switch's exact-match cache: the hooks' work on a packet of
-    /// the established connection `conn` bridged from `iif` to `oif`, when
+    /// the established connection `conn` sent from `iif` to `oif`, when
     /// nothing in them can tell its packets apart: raw and mangle
     /// PREROUTING are empty, nobody is tracing, and the flow's FORWARD and
     /// POSTROUTING path is cached. The packet is tracked, NATed and counted
@@ -292,19 +292,17 @@ impl Firewall {
         let Lookup::Hit(path) = e.extra.lookup(t.dir, generation, iif, oif) else {
             return Err(Some(t));
         };
-        if e.status.contains(Status::SRC_NAT) || e.status.contains(Status::DST_NAT) {
-            let tuples = *e.tuples();
-            if nat::rewrite(frame, parsed.l3_offset, &tuples, t.dir, partial_csum).is_err() {
-                return Err(Some(t));
-            }
+        if let Some(Err(_)) = rewrite(e, t.dir, parsed.l3_offset, frame, partial_csum) {
+            return Err(Some(t));
         }
         self.rules.replay(path, pkt.len as u16);
         Ok(())
     }
 
-    /// The connection of `pass` and its direction, when the exact-match cache may remember
-    /// its flow: it is established, `established` would take its packets,
-    /// and its way out was the cached path with no target changing them.
+    /// The connection of `pass` and its direction, when the exact-match
+    /// cache may remember its flow: it is established, `established` would
+    /// take its packets, and its way out was the cached path with no target
+    /// changing them.
     pub fn cached_flow(&self, pass: &Pass) -> Option<(EntryId, Dir)> {
         let (Some((id, dir)), Some(iif), Some(oif)) = (pass.conn, pass.info.iif, pass.info.oif)
         else {
@@ -628,13 +626,13 @@ impl Firewall {
         let Some(e) = self.conns.get(id) else {
             return Ok(());
         };
-        if !e.status.contains(Status::SRC_NAT) && !e.status.contains(Status::DST_NAT) {
-            return Ok(());
-        }
-        let tuples = *e.tuples();
-        if let Err(err) = nat::rewrite(frame, l3_offset, &tuples, dir, pass.partial_csum) {
-            self.note(|| format!("nat: rewrite failed: {err}"));
-            return Err(Refusal::Drop(DropReason::Malformed));
+        match rewrite(e, dir, l3_offset, frame, pass.partial_csum) {
+            None => return Ok(()),
+            Some(Ok(())) => {}
+            Some(Err(err)) => {
+                self.note(|| format!("nat: rewrite failed: {err}"));
+                return Err(Refusal::Drop(DropReason::Malformed));
+            }
         }
         let Ok(parsed) = Parsed::parse(frame) else {
             return Err(Refusal::Drop(DropReason::Malformed));
@@ -886,6 +884,27 @@ fn v4(ip: std::net::IpAddr) -> Ipv4Addr {
         std::net::IpAddr::V4(a) => a,
         std::net::IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
     }
+}
+
+/// Rewrites a packet of `e`'s connection, travelling in `dir`, as its NAT
+/// binding says; `None` when the connection is not translated.
+fn rewrite(
+    e: &Entry<FlowCache>,
+    dir: Dir,
+    l3_offset: usize,
+    frame: &mut [u8],
+    partial_csum: bool,
+) -> Option<Result<(), nat::NatError>> {
+    if !e.status.contains(Status::SRC_NAT) && !e.status.contains(Status::DST_NAT) {
+        return None;
+    }
+    Some(nat::rewrite(
+        frame,
+        l3_offset,
+        e.tuples(),
+        dir,
+        partial_csum,
+    ))
 }
 
 /// What conntrack needs of a packet; `None` for what it cannot key (a
