@@ -28,7 +28,7 @@ use std::sync::{Mutex, PoisonError};
 use crate::config::Port;
 use crate::vxlan::{self, Encap, TunnelDst};
 
-use super::sys::cvt;
+use super::sys::{cvt, setsockopt};
 
 pub struct VxlanSocket {
     /// By datapath thread.
@@ -130,17 +130,12 @@ fn reuseport_socket(local: SocketAddrV4) -> io::Result<UdpSocket> {
     let fd = cvt(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })?;
     // SAFETY: fd is a descriptor we just opened and own exclusively.
     let sock = unsafe { OwnedFd::from_raw_fd(fd) };
-    let on: libc::c_int = 1;
-    // SAFETY: the option value is a live c_int of the length passed.
-    cvt(unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_REUSEPORT,
-            (&on as *const libc::c_int).cast(),
-            size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    })?;
+    setsockopt(
+        &sock,
+        libc::SOL_SOCKET,
+        libc::SO_REUSEPORT,
+        &(1 as libc::c_int),
+    )?;
     let addr = sockaddr(local);
     // SAFETY: addr is a live sockaddr_in of the length passed.
     cvt(unsafe {
@@ -153,6 +148,7 @@ fn reuseport_socket(local: SocketAddrV4) -> io::Result<UdpSocket> {
     Ok(UdpSocket::from(sock))
 }
 
+/// `a` as the socket calls take it.
 fn sockaddr(a: SocketAddrV4) -> libc::sockaddr_in {
     libc::sockaddr_in {
         sin_family: libc::AF_INET as libc::sa_family_t,
