@@ -145,7 +145,7 @@ pub struct Switch {
     fdb: Fdb,
     neighbours: Neighbours,
     firewall: Firewall,
-    /// Established bridged flows' decisions, for their later frames.
+    /// Where established flows' frames went, for their later frames.
     fast: FastPath,
     services: Services,
     /// What the switch was built from, to tell a reload what changed.
@@ -651,7 +651,7 @@ impl Switch {
         let key = fast_path::Key::of(ingress, &parsed);
         let mut tracked = None;
         if let Some(key) = &key {
-            match self.fast_forward(now, domain, key, &parsed, frame, rx, out) {
+            match self.fast_forward(now, domain, iif, key, &parsed, frame, rx, out) {
                 Ok(verdict) => return verdict,
                 Err(t) => tracked = t,
             }
@@ -720,6 +720,7 @@ impl Switch {
         &mut self,
         now: Timestamp,
         domain: Domain,
+        iif: Iface,
         key: &fast_path::Key,
         parsed: &Parsed,
         frame: &mut [u8],
@@ -731,10 +732,6 @@ impl Switch {
         let (Some(flow), Some((out_domain, out_mac))) = (flow, way) else {
             self.fast.count(false);
             return Err(None);
-        };
-        let iif = Iface {
-            port: key.ingress().0,
-            network: domain.network,
         };
         let oif = Iface {
             port: flow.egress.0,
