@@ -30,7 +30,7 @@ use crate::time::Timestamp;
 /// Slots in the table: a few thousand concurrent flows per switch.
 const SLOTS: usize = 4096;
 
-/// What the pipeline's decision for a bridged frame depends on: ingress
+/// What the pipeline's decision for a forwarded frame depends on: ingress
 /// port, VLAN tag, MAC addresses and five-tuple, packed into four words
 /// without loss so that comparing and hashing a key per frame is cheap.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -108,8 +108,8 @@ pub struct Route {
 pub struct FastPathStats {
     /// Frames a remembered flow took through.
     pub hits: u64,
-    /// Frames of eligible flows (unicast IPv4 TCP or UDP, bridged) that
-    /// went the full way.
+    /// Unicast IPv4 TCP and UDP frames that went the full way: first
+    /// packets, flows the cache may not hold, and what it gave up on.
     pub misses: u64,
 }
 
