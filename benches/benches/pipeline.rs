@@ -105,16 +105,7 @@ fn masqueraded(c: &mut Criterion) {
     let server = Ipv4Addr::new(198, 51, 100, 7);
     let now = Timestamp::from_secs(1);
     let mut out = Output::new();
-    let mut arp = [0u8; 28];
-    packet::arp::ArpRepr {
-        op: packet::arp::ArpOp::Reply,
-        sender_mac: router.0,
-        sender_ip: router.1,
-        target_mac: uplink.0,
-        target_ip: uplink.1,
-    }
-    .emit(&mut arp);
-    let mut reply = vswitch_tests::frames::ether(uplink.0, router.0, 0x0806, &arp);
+    let mut reply = vswitch_tests::frames::arp_reply(router, uplink);
     sw.process(now, up, &mut reply, &mut out);
     let mut first = udp((ma, ia, 1), (gw, server, 9000), &[0; 18]);
     sw.process(now, a, &mut first, &mut out);

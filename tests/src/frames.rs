@@ -51,6 +51,20 @@ pub fn arp_request(src: MacAddr, src_ip: Ipv4Addr, target_ip: Ipv4Addr) -> Vec<u
     )
 }
 
+/// `src`'s answer to `dst`'s question: "`src`'s address is at its MAC".
+pub fn arp_reply(src: (MacAddr, Ipv4Addr), dst: (MacAddr, Ipv4Addr)) -> Vec<u8> {
+    arp(
+        dst.0,
+        ArpRepr {
+            op: ArpOp::Reply,
+            sender_mac: src.0,
+            sender_ip: src.1,
+            target_mac: dst.0,
+            target_ip: dst.1,
+        },
+    )
+}
+
 /// `repr` in a frame to `dst` from its sender's MAC.
 pub fn arp(dst: MacAddr, repr: ArpRepr) -> Vec<u8> {
     let mut a = [0u8; 28];

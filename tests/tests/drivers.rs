@@ -3,11 +3,10 @@
 
 use std::net::Ipv4Addr;
 
-use packet::arp::{ArpOp, ArpRepr};
 use packet::ipv4::Ipv4Packet;
 use packet::{MacAddr, Parsed, L3};
 use vswitch::{DropReason, Verdict};
-use vswitch_tests::frames::{arp_request, ether, mac, ping, tagged, udp};
+use vswitch_tests::frames::{arp_reply, arp_request, mac, ping, tagged, udp};
 use vswitch_tests::harness::Harness;
 
 /// Two endpoints on `driver` over parent `parent`.
@@ -46,19 +45,6 @@ const PARENT_MAC: &str = "52:54:00:00:00:99";
 
 fn ip(s: &str) -> Ipv4Addr {
     s.parse().unwrap()
-}
-
-fn arp_reply(src: (MacAddr, Ipv4Addr), dst: (MacAddr, Ipv4Addr)) -> Vec<u8> {
-    let mut a = [0u8; 28];
-    ArpRepr {
-        op: ArpOp::Reply,
-        sender_mac: src.0,
-        sender_ip: src.1,
-        target_mac: dst.0,
-        target_ip: dst.1,
-    }
-    .emit(&mut a);
-    ether(dst.0, src.0, 0x0806, &a)
 }
 
 fn harness(scenario: &str, driver: &str, parent: &str) -> Harness {

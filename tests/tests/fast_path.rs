@@ -7,8 +7,6 @@
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use packet::arp::{ArpOp, ArpRepr};
-use packet::ethernet::ethertype;
 use packet::ipv4::Ipv4Packet;
 use packet::tcp::TcpFlags;
 use packet::{MacAddr, Parsed};
@@ -16,7 +14,7 @@ use proptest::prelude::*;
 use vswitch::control::respond;
 use vswitch::stats::IoStats;
 use vswitch::{DropReason, Verdict};
-use vswitch_tests::frames::{ether, mac, tcp, udp, Seg};
+use vswitch_tests::frames::{self, mac, tcp, udp, Seg};
 use vswitch_tests::harness::{Harness, Sent};
 
 /// Three ports on one bridge, learning free to move MACs between them; a
@@ -448,16 +446,7 @@ fn gw() -> MacAddr {
 /// An ARP reply from `mac`/`ip` to the uplink's address: the switch
 /// resolves the neighbour and learns where its MAC is.
 fn arp_reply(mac_s: &str, ip: &str) -> Vec<u8> {
-    let mut a = [0u8; 28];
-    ArpRepr {
-        op: ArpOp::Reply,
-        sender_mac: mac(mac_s),
-        sender_ip: v4(ip),
-        target_mac: mac(UP),
-        target_ip: v4("192.0.2.10"),
-    }
-    .emit(&mut a);
-    ether(mac(UP), mac(mac_s), ethertype::ARP, &a)
+    frames::arp_reply((mac(mac_s), v4(ip)), (mac(UP), v4("192.0.2.10")))
 }
 
 /// `frame` with its IPv4 TTL set to `ttl` and the header checksum redone.

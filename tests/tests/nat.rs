@@ -3,13 +3,12 @@
 
 use std::net::Ipv4Addr;
 
-use packet::arp::{ArpOp, ArpRepr};
 use packet::ipv4::Ipv4Packet;
 use packet::tcp::TcpPacket;
 use packet::{MacAddr, Parsed};
 use vswitch::trace::trace;
 use vswitch::{DropReason, Verdict};
-use vswitch_tests::frames::{arp_request, ether, mac, tcp, Seg};
+use vswitch_tests::frames::{self, arp_request, mac, tcp, Seg};
 use vswitch_tests::harness::Harness;
 
 const TOPO: &str = r#"
@@ -71,16 +70,7 @@ fn tcp_of(frame: &[u8]) -> (Ipv4Addr, u16, Ipv4Addr, u16, u8) {
 
 /// An ARP reply from `(mac, ip)` to the uplink address.
 fn arp_reply(from: (&str, &str)) -> Vec<u8> {
-    let mut a = [0u8; 28];
-    ArpRepr {
-        op: ArpOp::Reply,
-        sender_mac: mac(from.0),
-        sender_ip: ip(from.1),
-        target_mac: mac(UP),
-        target_ip: ip("192.0.2.10"),
-    }
-    .emit(&mut a);
-    ether(mac(UP), mac(from.0), 0x0806, &a)
+    frames::arp_reply((mac(from.0), ip(from.1)), (mac(UP), ip("192.0.2.10")))
 }
 
 #[test]
