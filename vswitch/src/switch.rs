@@ -790,16 +790,26 @@ impl Switch {
         };
         let changes = self.fdb.changes();
         if flow.out_mac != out_mac || flow.fdb_changes != changes || now > flow.out_until {
-            let (at, until) = self.fdb.lookup_until(out_domain, out_mac, now)?;
-            if at != Station::from(flow.egress) {
-                return None;
-            }
+            let until = self.behind(now, out_domain, out_mac, flow.egress)?;
             flow.out_mac = out_mac;
             flow.fdb_changes = changes;
             flow.out_until = until;
             self.fast.insert(*key, flow);
         }
         Some((out_domain, out_mac))
+    }
+
+    /// Until when the FDB's word that `mac` is behind `port` in `domain`
+    /// holds (see `Fdb::lookup_until`); `None` when it is not there.
+    fn behind(
+        &self,
+        now: Timestamp,
+        domain: Domain,
+        mac: MacAddr,
+        port: PortId,
+    ) -> Option<Timestamp> {
+        let (at, until) = self.fdb.lookup_until(domain, mac, now)?;
+        (at == Station::from(port)).then_some(until)
     }
 
     /// Lets the exact-match cache hold the flow of a frame the full way
@@ -854,12 +864,9 @@ impl Switch {
         let Some(out_mac) = MacAddr::from_slice(frame) else {
             return;
         };
-        let Some((at, out_until)) = self.fdb.lookup_until(out_domain, out_mac, now) else {
+        let Some(out_until) = self.behind(now, out_domain, out_mac, egress) else {
             return;
         };
-        if at != Station::from(egress) {
-            return;
-        }
         let flow = fast_path::Flow {
             conn,
             egress,
