@@ -9,6 +9,8 @@
 #             the datapath polls instead of sleeping while frames keep coming
 #   vswitch-mq - the same with `threads` (THREADS, default 2) datapath threads
 #             and multi-queue TAPs; give it several flows with P
+#   vswitch-af - the second namespace behind a veth pair whose host end is an
+#             `afpacket` port: the path of a LAN segment or an uplink
 # and measures, for each, single-stream TCP (iperf3), delivered 64-byte UDP
 # frames per second (iperf3 -l 18) and the ping round trip. Then it prints
 # vswitch's ratios against the others, which are what the targets are set in:
@@ -98,7 +100,7 @@ run_ovs() {
   reset_netns; kill $(cat $D/vswitchd.pid) $(cat $D/db.pid) 2>/dev/null; sleep 0.5
 }
 
-vswitch_topology() { # $1: busy_poll_us, $2: threads
+vswitch_topology() { # $1: busy_poll_us, $2: threads, $3: kind of B's port (tap, afpacket)
   cat <<EOF
 [switch]
 name = "bench"
@@ -111,10 +113,12 @@ driver = "bridge"
 subnet = "10.98.0.0/24"
 gateway = "10.98.0.1"
 EOF
-  for p in $A:$IPA $B:$IPB; do
-    printf '\n[[port]]\nname = "%s"\nnetwork = "n"\nkind = "tap"\nnetns = "%s"\nip = "%s"\n' \
-      "${p%%:*}" "${p%%:*}" "${p##*:}"
-  done
+  printf '\n[[port]]\nname = "%s"\nnetwork = "n"\nkind = "tap"\nnetns = "%s"\nip = "%s"\n' $A $A $IPA
+  if [ "$3" = afpacket ]; then
+    printf '\n[[port]]\nname = "%s"\nnetwork = "n"\nkind = "afpacket"\ninterface = "v%s"\n' $B $B
+  else
+    printf '\n[[port]]\nname = "%s"\nnetwork = "n"\nkind = "tap"\nnetns = "%s"\nip = "%s"\n' $B $B $IPB
+  fi
   printf '\n[rules]\ntext = """\n*filter\n:FORWARD ACCEPT [0:0]\n'
   if [ "$RULES" -gt 0 ]; then
     echo '-A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT'
@@ -125,10 +129,15 @@ EOF
   printf 'COMMIT\n"""\n'
 }
 
-run_vswitch() { # $1: label, $2: busy_poll_us, $3: threads
-  local label=${1:-vswitch}
+run_vswitch() { # $1: label, $2: busy_poll_us, $3: threads, $4: kind of B's port
+  local label=${1:-vswitch} kind=${4:-tap}
   reset_netns
-  vswitch_topology "${2:-0}" "${3:-1}" >$W/topo.toml
+  if [ "$kind" = afpacket ]; then
+    ip link del v$B 2>/dev/null # a deleted namespace's veth goes only when the kernel gets to it
+    ip netns add $B; ip link add v$B type veth peer name eth0 netns $B; ip link set v$B up
+    ip -n $B link set lo up; ip -n $B link set eth0 up; ip -n $B addr add $IPB/24 dev eth0
+  fi
+  vswitch_topology "${2:-0}" "${3:-1}" "$kind" >$W/topo.toml
   "$VSWITCH" run --config $W/topo.toml >$W/vswitch.out 2>$W/vswitch.err &
   local pid=$!
   for _ in $(seq 1 100); do grep -q '^ready' $W/vswitch.out 2>/dev/null && break; sleep 0.1; done
@@ -142,9 +151,10 @@ run_vswitch() { # $1: label, $2: busy_poll_us, $3: threads
 
 run_vswitch-bp() { run_vswitch vswitch-bp "${BUSY_POLL_US:-10000}"; }
 run_vswitch-mq() { run_vswitch vswitch-mq 0 "${THREADS:-2}"; }
+run_vswitch-af() { run_vswitch vswitch-af 0 1 afpacket; }
 
 for s in $SYSTEMS; do
-  case $s in linux|ovs|vswitch|vswitch-bp|vswitch-mq) run_$s ;; *) echo "bench.sh: unknown system $s" >&2; exit 2 ;; esac
+  case $s in linux|ovs|vswitch|vswitch-bp|vswitch-mq|vswitch-af) run_$s ;; *) echo "bench.sh: unknown system $s" >&2; exit 2 ;; esac
 done
 
 {

@@ -1,6 +1,8 @@
 //! The poll loop: waits on every port's descriptor, drains each ready one in
-//! batches through `Switch::process`, and writes what the pipeline emits. It
-//! holds no policy; every decision is the pipeline's.
+//! batches through `Switch::process`, and writes what the pipeline emits:
+//! to a TAP at once, to a socket (AF_PACKET, vxlan) at the end of the
+//! burst, with the socket's other frames (`batch`). It holds no policy;
+//! every decision is the pipeline's.
 //!
 //! Offloads: a frame comes in with its virtio-net header (TSO super-frame,
 //! partial checksum, or none), which the pipeline does not see; a forwarded
@@ -35,6 +37,7 @@ use crate::time::Timestamp;
 use crate::vxlan::TunnelDst;
 
 use super::afpacket::{PacketSocket, HEADROOM};
+use super::batch::{TxBatch, MAX_STAGED_LEN};
 use super::control::{ControlServer, Served};
 use super::lab::{Device, Lab};
 use super::metrics::MetricsServer;
@@ -108,20 +111,36 @@ impl Device {
         }
     }
 
-    /// Sends one frame through thread `q`'s queue or socket; a vxlan
-    /// port's goes to the VTEP `to`.
+    /// Sends one frame through thread `q`'s queue or socket. Frames for a
+    /// socket are staged in `batch` (a vxlan port's encapsulated for the
+    /// VTEP `to`), but for large ones, which go at once after the staged.
     fn send(
         &self,
         q: usize,
         hdr: &VnetHdr,
         parts: &[&[u8]],
         to: Option<TunnelDst>,
-    ) -> io::Result<usize> {
+        batch: &mut TxBatch,
+    ) -> io::Result<()> {
         match self {
-            Device::Tap(t) => t.send(q, hdr, parts),
-            Device::Packet(p) => packet_socket(p, q)?.send(hdr, parts),
+            Device::Tap(t) => t.send(q, hdr, parts).map(drop),
+            Device::Packet(p) => {
+                let socket = packet_socket(p, q)?;
+                let len: usize = parts.iter().map(|p| p.len()).sum();
+                if len > MAX_STAGED_LEN {
+                    batch.flush();
+                    return socket.send(hdr, parts).map(drop);
+                }
+                let head = hdr.to_bytes();
+                let head: &[u8] = if socket.vnet() { &head } else { &[] };
+                batch.stage(socket.as_raw_fd(), None, head, parts);
+                Ok(())
+            }
             Device::Vxlan(v) => match to {
-                Some(to) => v.send(parts, to),
+                Some(to) => {
+                    v.stage(parts, to, batch);
+                    Ok(())
+                }
                 None => Err(io::Error::new(
                     io::ErrorKind::InvalidInput,
                     "a frame for a vxlan port without a VTEP",
@@ -164,6 +183,7 @@ impl Finisher {
         hdr: &VnetHdr,
         parts: &[&[u8]],
         to: Option<TunnelDst>,
+        batch: &mut TxBatch,
     ) -> io::Result<()> {
         self.frame.clear();
         for p in parts {
@@ -171,17 +191,17 @@ impl Finisher {
         }
         let bad = |e: packet::Error| io::Error::new(io::ErrorKind::InvalidData, e.to_string());
         if hdr.is_gso() {
-            let mut result = Ok(0);
+            let mut result = Ok(());
             vnet::segment(&self.frame, hdr, &mut self.segment, |seg| {
                 if result.is_ok() {
-                    result = dev.send(q, &VnetHdr::NONE, &[seg], to);
+                    result = dev.send(q, &VnetHdr::NONE, &[seg], to, batch);
                 }
             })
             .map_err(bad)?;
-            return result.map(drop);
+            return result;
         }
         vnet::complete_checksum(&mut self.frame, hdr).map_err(bad)?;
-        dev.send(q, &VnetHdr::NONE, &[&self.frame], to).map(drop)
+        dev.send(q, &VnetHdr::NONE, &[&self.frame], to, batch)
     }
 }
 
@@ -580,6 +600,7 @@ struct Worker {
     buf: Vec<u8>,
     out: Output,
     finisher: Finisher,
+    batch: TxBatch,
     last_frame: Instant,
     /// How long to poll after the last frame: adapted to the gaps between
     /// frames, up to `busy_poll` (see `adapt`).
@@ -597,6 +618,7 @@ impl Worker {
             buf: vec![0u8; BUF_LEN],
             out: Output::new(),
             finisher: Finisher::new(),
+            batch: TxBatch::new(),
             last_frame: Instant::now(),
             window: Duration::ZERO,
         })
@@ -645,6 +667,7 @@ impl Worker {
             buf,
             out,
             finisher,
+            batch,
             ..
         } = self;
         let q = *queue;
@@ -709,9 +732,16 @@ impl Worker {
                     devices,
                     queue: q,
                     finisher,
+                    batch,
                     io: &shared.io,
                 };
                 tx.transmit(out, frame, &hdr);
+            }
+            // A burst's frames for each socket leave together.
+            batch.flush();
+            let dropped = batch.take_dropped();
+            if dropped > 0 {
+                shared.io.tx_errors.fetch_add(dropped, Ordering::Relaxed);
             }
         }
         if frames > 0 {
@@ -770,6 +800,7 @@ struct Tx<'a> {
     devices: &'a [Device],
     queue: usize,
     finisher: &'a mut Finisher,
+    batch: &'a mut TxBatch,
     io: &'a IoCounters,
 }
 
@@ -792,9 +823,11 @@ impl Tx<'_> {
             };
             let sent = match hdr {
                 Some(hdr) if dev.vnet() || !hdr.offloads() => {
-                    dev.send(q, &hdr, &parts, e.tunnel).map(drop)
+                    dev.send(q, &hdr, &parts, e.tunnel, self.batch)
                 }
-                Some(hdr) => self.finisher.send(dev, q, &hdr, &parts, e.tunnel),
+                Some(hdr) => self
+                    .finisher
+                    .send(dev, q, &hdr, &parts, e.tunnel, self.batch),
                 None => Err(io::Error::new(
                     io::ErrorKind::InvalidData,
                     "checksum offset out of range",

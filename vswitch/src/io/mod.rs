@@ -2,6 +2,7 @@
 //! makes system calls, and the only place with `unsafe`.
 
 pub mod afpacket;
+mod batch;
 pub mod control;
 pub mod datapath;
 pub mod group;

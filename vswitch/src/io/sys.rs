@@ -1,6 +1,7 @@
 //! Thin wrappers over the system calls the I/O layer shares.
 
 use std::io;
+use std::net::SocketAddrV4;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 /// Turns a -1 return into the thread's errno.
@@ -67,4 +68,16 @@ pub fn writev_all(fd: RawFd, head: &[u8], parts: &[&[u8]]) -> io::Result<usize> 
     // writev only reads through the iovecs.
     // SAFETY: the first n iovecs point at live slices borrowed for the call.
     cvt_size(unsafe { libc::writev(fd, iov.as_ptr(), n as libc::c_int) })
+}
+
+/// `a` as the socket calls take it.
+pub fn sockaddr(a: SocketAddrV4) -> libc::sockaddr_in {
+    libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: a.port().to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from_ne_bytes(a.ip().octets()),
+        },
+        sin_zero: [0; 8],
+    }
 }

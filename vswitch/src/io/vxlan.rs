@@ -28,7 +28,8 @@ use std::sync::{Mutex, PoisonError};
 use crate::config::Port;
 use crate::vxlan::{self, Encap, TunnelDst};
 
-use super::sys::{cvt, setsockopt};
+use super::batch::TxBatch;
+use super::sys::{cvt, setsockopt, sockaddr};
 
 pub struct VxlanSocket {
     /// By datapath thread.
@@ -102,25 +103,13 @@ impl VxlanSocket {
         }
     }
 
-    /// Sends the frame in `parts` to the VTEP `to`.
-    pub fn send(&self, parts: &[&[u8]], to: TunnelDst) -> io::Result<usize> {
+    /// Stages the frame in `parts`, encapsulated, for the VTEP `to`.
+    pub fn stage(&self, parts: &[&[u8]], to: TunnelDst, batch: &mut TxBatch) {
         let mut tx = self.tx.lock().unwrap_or_else(PoisonError::into_inner);
         let (encap, buf) = &mut *tx;
         encap.encapsulate(to, parts, buf);
         let addr = sockaddr(SocketAddrV4::new(to.vtep, 0));
-        // sendto only reads through the pointers.
-        // SAFETY: buf and addr are live for the call, with the lengths passed.
-        let n = unsafe {
-            libc::sendto(
-                self.raw.as_raw_fd(),
-                buf.as_ptr().cast(),
-                buf.len(),
-                0,
-                (&addr as *const libc::sockaddr_in).cast(),
-                size_of::<libc::sockaddr_in>() as libc::socklen_t,
-            )
-        };
-        usize::try_from(n).map_err(|_| io::Error::last_os_error())
+        batch.stage(self.raw.as_raw_fd(), Some(addr), &[], &[buf]);
     }
 }
 
@@ -146,16 +135,4 @@ fn reuseport_socket(local: SocketAddrV4) -> io::Result<UdpSocket> {
         )
     })?;
     Ok(UdpSocket::from(sock))
-}
-
-/// `a` as the socket calls take it.
-fn sockaddr(a: SocketAddrV4) -> libc::sockaddr_in {
-    libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: a.port().to_be(),
-        sin_addr: libc::in_addr {
-            s_addr: u32::from_ne_bytes(a.ip().octets()),
-        },
-        sin_zero: [0; 8],
-    }
 }

@@ -1,0 +1,294 @@
+//! Frames for datagram sockets (AF_PACKET ports, the vxlan raw socket) held
+//! back until the end of a burst, then written with one `sendmmsg` per
+//! socket: a burst of small frames costs one system call, not one each.
+//! A TAP takes one frame per write whatever is asked of it, so frames for
+//! TAPs are not staged.
+//!
+//! Each socket's frames leave in the order they were staged. A frame a
+//! socket refuses is dropped and counted, like a NIC's full queue drops;
+//! when the socket's buffer is full the rest of its burst goes with it.
+
+use std::io;
+use std::mem::size_of;
+use std::ops::Range;
+use std::os::fd::RawFd;
+
+/// Frames staged before the batch sends itself.
+pub const MAX_FRAMES: usize = 64;
+/// Larger frames are written at once, after what is staged: copying a 64 KB
+/// super-frame costs more than the system call it would share.
+pub const MAX_STAGED_LEN: usize = 4096;
+
+pub struct TxBatch {
+    /// The staged frames' bytes, back to back.
+    bytes: Vec<u8>,
+    frames: Vec<Staged>,
+    /// Frames refused since `take_dropped` last asked.
+    dropped: u64,
+}
+
+struct Staged {
+    fd: RawFd,
+    range: Range<usize>,
+    /// Where an unconnected socket sends it.
+    to: Option<libc::sockaddr_in>,
+}
+
+impl TxBatch {
+    pub fn new() -> TxBatch {
+        TxBatch {
+            bytes: Vec::with_capacity(MAX_FRAMES * 2048),
+            frames: Vec::with_capacity(MAX_FRAMES),
+            dropped: 0,
+        }
+    }
+
+    /// Stages one frame, `head` (a virtio-net header, or empty) and the
+    /// slices, for `fd` (and, for an unconnected socket, `to`). A full batch
+    /// is sent first.
+    pub fn stage(
+        &mut self,
+        fd: RawFd,
+        to: Option<libc::sockaddr_in>,
+        head: &[u8],
+        parts: &[&[u8]],
+    ) {
+        if self.frames.len() >= MAX_FRAMES {
+            self.flush();
+        }
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(head);
+        for p in parts {
+            self.bytes.extend_from_slice(p);
+        }
+        let range = start..self.bytes.len();
+        self.frames.push(Staged { fd, range, to });
+    }
+
+    /// Sends every staged frame, one `sendmmsg` per socket (more when one
+    /// refuses a frame).
+    pub fn flush(&mut self) {
+        // Bit i: frame i is sent or dropped (at most MAX_FRAMES are staged).
+        let mut done = 0u64;
+        for first in 0..self.frames.len() {
+            if done & (1 << first) != 0 {
+                continue;
+            }
+            let fd = self.frames[first].fd;
+            let mut names = [None; MAX_FRAMES];
+            let mut iov = [libc::iovec {
+                iov_base: std::ptr::null_mut(),
+                iov_len: 0,
+            }; MAX_FRAMES];
+            let mut n = 0;
+            for (i, f) in self.frames.iter().enumerate().skip(first) {
+                if f.fd == fd {
+                    let bytes = &self.bytes[f.range.clone()];
+                    iov[n] = libc::iovec {
+                        iov_base: bytes.as_ptr() as *mut libc::c_void,
+                        iov_len: bytes.len(),
+                    };
+                    names[n] = f.to;
+                    n += 1;
+                    done |= 1 << i;
+                }
+            }
+            self.dropped += send_all(fd, &iov[..n], &names[..n]);
+        }
+        self.frames.clear();
+        self.bytes.clear();
+    }
+
+    /// How many frames the sockets refused since the last call.
+    pub fn take_dropped(&mut self) -> u64 {
+        std::mem::take(&mut self.dropped)
+    }
+}
+
+/// Sends one frame per iovec through `fd`, each to its name if it has one;
+/// returns how many were dropped.
+fn send_all(fd: RawFd, iov: &[libc::iovec], names: &[Option<libc::sockaddr_in>]) -> u64 {
+    // SAFETY: mmsghdr is plain data; all zeroes is an empty message.
+    let mut msgs: [libc::mmsghdr; MAX_FRAMES] = unsafe { std::mem::zeroed() };
+    for ((m, v), name) in msgs.iter_mut().zip(iov).zip(names) {
+        m.msg_hdr.msg_iov = v as *const libc::iovec as *mut libc::iovec;
+        m.msg_hdr.msg_iovlen = 1;
+        if let Some(name) = name {
+            m.msg_hdr.msg_name = name as *const libc::sockaddr_in as *mut libc::c_void;
+            m.msg_hdr.msg_namelen = size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        }
+    }
+    let mut sent = 0;
+    let mut dropped = 0;
+    while sent < iov.len() {
+        let rest = &mut msgs[sent..iov.len()];
+        // sendmmsg reads the messages, their iovecs and names, all borrowed
+        // from this frame or the batch for the call, and writes msg_len.
+        // SAFETY: rest holds rest.len() initialized mmsghdrs.
+        let n = unsafe {
+            libc::sendmmsg(
+                fd,
+                rest.as_mut_ptr(),
+                rest.len() as libc::c_uint,
+                libc::MSG_DONTWAIT,
+            )
+        };
+        match usize::try_from(n) {
+            Ok(n) if n > 0 => sent += n,
+            _ => {
+                let err = io::Error::last_os_error();
+                tracing::trace!("sendmmsg on fd {fd}: {err}");
+                if err.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                let lost = match err.kind() {
+                    io::ErrorKind::WouldBlock => iov.len() - sent,
+                    _ => 1,
+                };
+                dropped += lost as u64;
+                sent += lost;
+            }
+        }
+    }
+    dropped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::sys::sockaddr;
+    use std::net::UdpSocket;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::net::UnixDatagram;
+
+    fn frame(i: u8, len: usize) -> Vec<u8> {
+        (0..len).map(|j| i.wrapping_add(j as u8)).collect()
+    }
+
+    fn recv_all(sock: &UnixDatagram) -> Vec<Vec<u8>> {
+        sock.set_nonblocking(true).unwrap();
+        let mut buf = [0u8; 8192];
+        let mut got = Vec::new();
+        while let Ok(n) = sock.recv(&mut buf) {
+            got.push(buf[..n].to_vec());
+        }
+        got
+    }
+
+    #[test]
+    fn each_socket_gets_its_frames_whole_and_in_order() {
+        let (a, a_peer) = UnixDatagram::pair().unwrap();
+        let (b, b_peer) = UnixDatagram::pair().unwrap();
+        let mut batch = TxBatch::new();
+        let mut want_a = Vec::new();
+        let mut want_b = Vec::new();
+        for i in 0..10u8 {
+            let f = frame(i, 60 + i as usize * 100);
+            let (head, rest) = f.split_at(10);
+            let (eth, tail) = rest.split_at(14);
+            let (fd, want) = match i % 3 {
+                0 => (b.as_raw_fd(), &mut want_b),
+                _ => (a.as_raw_fd(), &mut want_a),
+            };
+            batch.stage(fd, None, head, &[eth, tail]);
+            want.push(f);
+        }
+        assert!(
+            recv_all(&a_peer).is_empty(),
+            "nothing leaves before the flush"
+        );
+        batch.flush();
+        assert_eq!(batch.take_dropped(), 0);
+        assert_eq!(recv_all(&a_peer), want_a);
+        assert_eq!(recv_all(&b_peer), want_b);
+        batch.flush();
+        assert!(recv_all(&a_peer).is_empty(), "a flushed batch is empty");
+    }
+
+    #[test]
+    fn a_full_batch_sends_itself_before_taking_more() {
+        let (a, a_peer) = UnixDatagram::pair().unwrap();
+        let mut batch = TxBatch::new();
+        let frames: Vec<Vec<u8>> = (0..=MAX_FRAMES as u8).map(|i| frame(i, 64)).collect();
+        for f in &frames {
+            batch.stage(a.as_raw_fd(), None, &[], &[f]);
+        }
+        assert_eq!(recv_all(&a_peer), frames[..MAX_FRAMES]);
+        batch.flush();
+        assert_eq!(recv_all(&a_peer), frames[MAX_FRAMES..]);
+        assert_eq!(batch.take_dropped(), 0);
+    }
+
+    #[test]
+    fn refused_frames_are_counted_and_the_other_sockets_still_get_theirs() {
+        let (a, a_peer) = UnixDatagram::pair().unwrap();
+        let (b, b_peer) = UnixDatagram::pair().unwrap();
+        drop(b_peer);
+        let mut batch = TxBatch::new();
+        for i in 0..6u8 {
+            let fd = [a.as_raw_fd(), b.as_raw_fd()][i as usize % 2];
+            batch.stage(fd, None, &[], &[&frame(i, 64)]);
+        }
+        batch.flush();
+        assert_eq!(
+            batch.take_dropped(),
+            3,
+            "the three frames for the closed peer"
+        );
+        assert_eq!(batch.take_dropped(), 0, "taken once");
+        assert_eq!(recv_all(&a_peer).len(), 3);
+    }
+
+    #[test]
+    fn a_full_socket_buffer_drops_the_rest_of_the_burst() {
+        let (a, a_peer) = UnixDatagram::pair().unwrap();
+        let small: libc::c_int = 16384;
+        // SAFETY: small is a c_int of the length passed, live for the call.
+        let set = unsafe {
+            libc::setsockopt(
+                a.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_SNDBUF,
+                (&small as *const libc::c_int).cast(),
+                size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(set, 0);
+        let mut batch = TxBatch::new();
+        let big = frame(7, 4000);
+        for _ in 0..MAX_FRAMES {
+            batch.stage(a.as_raw_fd(), None, &[], &[&big]);
+        }
+        batch.flush();
+        let dropped = batch.take_dropped();
+        let got = recv_all(&a_peer);
+        assert!(
+            dropped > 0,
+            "a unix socket's queue holds fewer than 64 frames"
+        );
+        assert_eq!(got.len() as u64 + dropped, MAX_FRAMES as u64);
+        assert!(got.iter().all(|f| f == &big));
+    }
+
+    #[test]
+    fn frames_with_a_name_go_to_it() {
+        let rx1 = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let rx2 = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let name = |s: &UdpSocket| match s.local_addr().unwrap() {
+            std::net::SocketAddr::V4(a) => sockaddr(a),
+            std::net::SocketAddr::V6(_) => unreachable!("bound to 127.0.0.1"),
+        };
+        let mut batch = TxBatch::new();
+        batch.stage(tx.as_raw_fd(), Some(name(&rx1)), &[], &[b"one"]);
+        batch.stage(tx.as_raw_fd(), Some(name(&rx2)), &[], &[b"two"]);
+        batch.stage(tx.as_raw_fd(), Some(name(&rx1)), &[], &[b"three"]);
+        batch.flush();
+        assert_eq!(batch.take_dropped(), 0);
+        let mut buf = [0u8; 16];
+        for (rx, want) in [(&rx1, "one"), (&rx2, "two"), (&rx1, "three")] {
+            let n = rx.recv(&mut buf).unwrap();
+            assert_eq!(&buf[..n], want.as_bytes());
+        }
+    }
+}
