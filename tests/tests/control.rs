@@ -66,6 +66,8 @@ fn stats_listing() {
         rx_errors: 0,
         tx_errors: 2,
         thread_frames: vec![5, 7],
+        tx_batches: 3,
+        tx_batched: 40,
     };
     let json = respond(&mut h.switch, &io, h.now, "stats --json").unwrap();
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
@@ -76,9 +78,11 @@ fn stats_listing() {
     assert_eq!(v["ports"][1]["tx_packets"], 1);
     assert_eq!(v["io"]["tx_errors"], 2);
     assert_eq!(v["io"]["thread_frames"], serde_json::json!([5, 7]));
+    assert_eq!(v["io"]["tx_batches"], 3);
+    assert_eq!(v["io"]["tx_batched"], 40);
     let text = respond(&mut h.switch, &io, h.now, "stats").unwrap();
     assert!(
-        text.contains("io: rx_errors=0 tx_errors=2 thread_frames=5,7\n"),
+        text.contains("io: rx_errors=0 tx_errors=2 thread_frames=5,7 tx_batches=3 tx_batched=40\n"),
         "{text}"
     );
     let ct = &v["conntrack"];
@@ -213,6 +217,8 @@ fn metrics_render_every_counter() {
         rx_errors: 2,
         tx_errors: 0,
         thread_frames: vec![9, 4],
+        tx_batches: 2,
+        tx_batched: 17,
     };
     let page = vswitch::metrics::render(&h.switch, &io);
     for line in [
@@ -223,6 +229,9 @@ fn metrics_render_every_counter() {
         "vswitch_io_errors_total{direction=\"rx\"} 2",
         "# TYPE vswitch_datapath_frames_total counter",
         "vswitch_datapath_frames_total{thread=\"1\"} 4",
+        "# TYPE vswitch_tx_batches_total counter",
+        "vswitch_tx_batches_total 2",
+        "vswitch_tx_batched_frames_total 17",
         "# TYPE vswitch_fast_path_lookups_total counter",
         "vswitch_fast_path_lookups_total{result=\"hit\"} 0",
         "vswitch_fast_path_lookups_total{result=\"miss\"} 1",

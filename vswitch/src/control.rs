@@ -213,7 +213,8 @@ fn stats(switch: &Switch, io: &IoStats, json: bool) -> String {
             })
             .collect();
         let v = json!({"ports": ports, "io": {"rx_errors": io.rx_errors, "tx_errors": io.tx_errors,
-                             "thread_frames": io.thread_frames},
+                             "thread_frames": io.thread_frames, "tx_batches": io.tx_batches,
+                             "tx_batched": io.tx_batched},
                        "conntrack": {"entries": ct.len(), "max": ct.config().max_entries,
                                      "early_drop": ct.stats().early_drop, "full": ct.stats().drop},
                        "fast_path": {"hits": fast.hits, "misses": fast.misses}});
@@ -243,10 +244,12 @@ fn stats(switch: &Switch, io: &IoStats, json: bool) -> String {
     let frames: Vec<String> = io.thread_frames.iter().map(u64::to_string).collect();
     let _ = writeln!(
         s,
-        "io: rx_errors={} tx_errors={} thread_frames={}",
+        "io: rx_errors={} tx_errors={} thread_frames={} tx_batches={} tx_batched={}",
         io.rx_errors,
         io.tx_errors,
-        frames.join(",")
+        frames.join(","),
+        io.tx_batches,
+        io.tx_batched
     );
     let _ = writeln!(
         s,

@@ -82,6 +82,20 @@ pub fn render(switch: &Switch, io: &IoStats) -> String {
     }
     header(
         &mut s,
+        "vswitch_tx_batches_total",
+        "sendmmsg calls writing frames to AF_PACKET and vxlan sockets.",
+        "counter",
+    );
+    let _ = writeln!(s, "vswitch_tx_batches_total {}", io.tx_batches);
+    header(
+        &mut s,
+        "vswitch_tx_batched_frames_total",
+        "Frames those sendmmsg calls wrote.",
+        "counter",
+    );
+    let _ = writeln!(s, "vswitch_tx_batched_frames_total {}", io.tx_batched);
+    header(
+        &mut s,
         "vswitch_fast_path_lookups_total",
         "Eligible frames the exact-match cache sent on (hit) or left to the full pipeline (miss).",
         "counter",

@@ -188,4 +188,8 @@ pub struct IoStats {
     pub rx_errors: u64,
     pub tx_errors: u64,
     pub thread_frames: Vec<u64>,
+    /// `sendmmsg` calls to AF_PACKET and vxlan sockets, and the frames
+    /// they wrote.
+    pub tx_batches: u64,
+    pub tx_batched: u64,
 }

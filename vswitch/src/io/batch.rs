@@ -23,8 +23,19 @@ pub struct TxBatch {
     /// The staged frames' bytes, back to back.
     bytes: Vec<u8>,
     frames: Vec<Staged>,
-    /// Frames refused since `take_dropped` last asked.
-    dropped: u64,
+    /// Since `take_counts` last asked.
+    counts: Counts,
+}
+
+/// What flushing did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// `sendmmsg` calls.
+    pub calls: u64,
+    /// Frames the sockets took.
+    pub sent: u64,
+    /// Frames they refused.
+    pub dropped: u64,
 }
 
 struct Staged {
@@ -39,7 +50,7 @@ impl TxBatch {
         TxBatch {
             bytes: Vec::with_capacity(MAX_FRAMES * 2048),
             frames: Vec::with_capacity(MAX_FRAMES),
-            dropped: 0,
+            counts: Counts::default(),
         }
     }
 
@@ -93,21 +104,25 @@ impl TxBatch {
                     done |= 1 << i;
                 }
             }
-            self.dropped += send_all(fd, &iov[..n], &names[..n]);
+            send_all(fd, &iov[..n], &names[..n], &mut self.counts);
         }
         self.frames.clear();
         self.bytes.clear();
     }
 
-    /// How many frames the sockets refused since the last call.
-    pub fn take_dropped(&mut self) -> u64 {
-        std::mem::take(&mut self.dropped)
+    /// What the flushes since the last call did.
+    pub fn take_counts(&mut self) -> Counts {
+        std::mem::take(&mut self.counts)
     }
 }
 
-/// Sends one frame per iovec through `fd`, each to its name if it has one;
-/// returns how many were dropped.
-fn send_all(fd: RawFd, iov: &[libc::iovec], names: &[Option<libc::sockaddr_in>]) -> u64 {
+/// Sends one frame per iovec through `fd`, each to its name if it has one.
+fn send_all(
+    fd: RawFd,
+    iov: &[libc::iovec],
+    names: &[Option<libc::sockaddr_in>],
+    counts: &mut Counts,
+) {
     // SAFETY: mmsghdr is plain data; all zeroes is an empty message.
     let mut msgs: [libc::mmsghdr; MAX_FRAMES] = unsafe { std::mem::zeroed() };
     for ((m, v), name) in msgs.iter_mut().zip(iov).zip(names) {
@@ -119,7 +134,6 @@ fn send_all(fd: RawFd, iov: &[libc::iovec], names: &[Option<libc::sockaddr_in>])
         }
     }
     let mut sent = 0;
-    let mut dropped = 0;
     while sent < iov.len() {
         let rest = &mut msgs[sent..iov.len()];
         // sendmmsg reads the messages, their iovecs and names, all borrowed
@@ -133,8 +147,12 @@ fn send_all(fd: RawFd, iov: &[libc::iovec], names: &[Option<libc::sockaddr_in>])
                 libc::MSG_DONTWAIT,
             )
         };
+        counts.calls += 1;
         match usize::try_from(n) {
-            Ok(n) if n > 0 => sent += n,
+            Ok(n) if n > 0 => {
+                sent += n;
+                counts.sent += n as u64;
+            }
             _ => {
                 let err = io::Error::last_os_error();
                 tracing::trace!("sendmmsg on fd {fd}: {err}");
@@ -145,12 +163,11 @@ fn send_all(fd: RawFd, iov: &[libc::iovec], names: &[Option<libc::sockaddr_in>])
                     io::ErrorKind::WouldBlock => iov.len() - sent,
                     _ => 1,
                 };
-                dropped += lost as u64;
+                counts.dropped += lost as u64;
                 sent += lost;
             }
         }
     }
-    dropped
 }
 
 #[cfg(test)]
@@ -198,7 +215,8 @@ mod tests {
             "nothing leaves before the flush"
         );
         batch.flush();
-        assert_eq!(batch.take_dropped(), 0);
+        let counts = batch.take_counts();
+        assert_eq!((counts.calls, counts.sent, counts.dropped), (2, 10, 0));
         assert_eq!(recv_all(&a_peer), want_a);
         assert_eq!(recv_all(&b_peer), want_b);
         batch.flush();
@@ -216,7 +234,8 @@ mod tests {
         assert_eq!(recv_all(&a_peer), frames[..MAX_FRAMES]);
         batch.flush();
         assert_eq!(recv_all(&a_peer), frames[MAX_FRAMES..]);
-        assert_eq!(batch.take_dropped(), 0);
+        let counts = batch.take_counts();
+        assert_eq!((counts.calls, counts.sent), (2, MAX_FRAMES as u64 + 1));
     }
 
     #[test]
@@ -230,12 +249,10 @@ mod tests {
             batch.stage(fd, None, &[], &[&frame(i, 64)]);
         }
         batch.flush();
-        assert_eq!(
-            batch.take_dropped(),
-            3,
-            "the three frames for the closed peer"
-        );
-        assert_eq!(batch.take_dropped(), 0, "taken once");
+        let counts = batch.take_counts();
+        assert_eq!(counts.dropped, 3, "the three frames for the closed peer");
+        assert_eq!(counts.sent, 3);
+        assert_eq!(batch.take_counts(), Counts::default(), "taken once");
         assert_eq!(recv_all(&a_peer).len(), 3);
     }
 
@@ -260,8 +277,9 @@ mod tests {
             batch.stage(a.as_raw_fd(), None, &[], &[&big]);
         }
         batch.flush();
-        let dropped = batch.take_dropped();
+        let Counts { sent, dropped, .. } = batch.take_counts();
         let got = recv_all(&a_peer);
+        assert_eq!(got.len() as u64, sent);
         assert!(
             dropped > 0,
             "a unix socket's queue holds fewer than 64 frames"
@@ -284,7 +302,12 @@ mod tests {
         batch.stage(tx.as_raw_fd(), Some(name(&rx2)), &[], &[b"two"]);
         batch.stage(tx.as_raw_fd(), Some(name(&rx1)), &[], &[b"three"]);
         batch.flush();
-        assert_eq!(batch.take_dropped(), 0);
+        let counts = batch.take_counts();
+        assert_eq!(
+            (counts.calls, counts.sent),
+            (1, 3),
+            "one call for three names"
+        );
         let mut buf = [0u8; 16];
         for (rx, want) in [(&rx1, "one"), (&rx2, "two"), (&rx1, "three")] {
             let n = rx.recv(&mut buf).unwrap();

@@ -37,7 +37,7 @@ use crate::time::Timestamp;
 use crate::vxlan::TunnelDst;
 
 use super::afpacket::{PacketSocket, HEADROOM};
-use super::batch::{TxBatch, MAX_STAGED_LEN};
+use super::batch::{Counts, TxBatch, MAX_STAGED_LEN};
 use super::control::{ControlServer, Served};
 use super::lab::{Device, Lab};
 use super::metrics::MetricsServer;
@@ -368,6 +368,8 @@ struct IoCounters {
     tx_errors: AtomicU64,
     /// Frames each thread received.
     frames: Vec<AtomicU64>,
+    tx_batches: AtomicU64,
+    tx_batched: AtomicU64,
 }
 
 impl IoCounters {
@@ -376,6 +378,16 @@ impl IoCounters {
             rx_errors: AtomicU64::new(0),
             tx_errors: AtomicU64::new(0),
             frames: (0..threads).map(|_| AtomicU64::new(0)).collect(),
+            tx_batches: AtomicU64::new(0),
+            tx_batched: AtomicU64::new(0),
+        }
+    }
+
+    fn add_batches(&self, c: Counts) {
+        if c.calls > 0 {
+            self.tx_batches.fetch_add(c.calls, Ordering::Relaxed);
+            self.tx_batched.fetch_add(c.sent, Ordering::Relaxed);
+            self.tx_errors.fetch_add(c.dropped, Ordering::Relaxed);
         }
     }
 
@@ -388,6 +400,8 @@ impl IoCounters {
                 .iter()
                 .map(|f| f.load(Ordering::Relaxed))
                 .collect(),
+            tx_batches: self.tx_batches.load(Ordering::Relaxed),
+            tx_batched: self.tx_batched.load(Ordering::Relaxed),
         }
     }
 }
@@ -739,10 +753,7 @@ impl Worker {
             }
             // A burst's frames for each socket leave together.
             batch.flush();
-            let dropped = batch.take_dropped();
-            if dropped > 0 {
-                shared.io.tx_errors.fetch_add(dropped, Ordering::Relaxed);
-            }
+            shared.io.add_batches(batch.take_counts());
         }
         if frames > 0 {
             shared.io.frames[q].fetch_add(frames, Ordering::Relaxed);
