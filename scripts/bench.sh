@@ -11,6 +11,8 @@
 #             and multi-queue TAPs; give it several flows with P
 #   vswitch-af - the second namespace behind a veth pair whose host end is an
 #             `afpacket` port: the path of a LAN segment or an uplink
+#   vswitch-vx - the second namespace is a Linux VTEP across a veth underlay,
+#             reached through a `vxlan` port: the overlay path
 # and measures, for each, single-stream TCP (iperf3), delivered 64-byte UDP
 # frames per second (iperf3 -l 18) and the ping round trip. Then it prints
 # vswitch's ratios against the others, which are what the targets are set in:
@@ -42,6 +44,7 @@ SYSTEMS=${*:-linux ovs vswitch}
 W=$(mktemp -d /tmp/vswitch-bench.XXXX)
 trap 'rm -rf $W' EXIT
 A=vsbA; B=vsbB; IPA=10.98.0.2; IPB=10.98.0.3
+UNDERLAY_HOST=198.18.98.1; UNDERLAY_B=198.18.98.2
 
 reset_netns() { ip netns del $A 2>/dev/null; ip netns del $B 2>/dev/null; true; }
 
@@ -116,6 +119,9 @@ EOF
   printf '\n[[port]]\nname = "%s"\nnetwork = "n"\nkind = "tap"\nnetns = "%s"\nip = "%s"\n' $A $A $IPA
   if [ "$3" = afpacket ]; then
     printf '\n[[port]]\nname = "%s"\nnetwork = "n"\nkind = "afpacket"\ninterface = "v%s"\n' $B $B
+  elif [ "$3" = vxlan ]; then
+    printf '\n[[port]]\nname = "%s"\nnetwork = "n"\nkind = "vxlan"\nvni = 42\nremote = "%s"\nlocal = "%s"\n' \
+      $B $UNDERLAY_B $UNDERLAY_HOST
   else
     printf '\n[[port]]\nname = "%s"\nnetwork = "n"\nkind = "tap"\nnetns = "%s"\nip = "%s"\n' $B $B $IPB
   fi
@@ -136,6 +142,15 @@ run_vswitch() { # $1: label, $2: busy_poll_us, $3: threads, $4: kind of B's port
     ip link del v$B 2>/dev/null # a deleted namespace's veth goes only when the kernel gets to it
     ip netns add $B; ip link add v$B type veth peer name eth0 netns $B; ip link set v$B up
     ip -n $B link set lo up; ip -n $B link set eth0 up; ip -n $B addr add $IPB/24 dev eth0
+  elif [ "$kind" = vxlan ]; then
+    ip link del v$B 2>/dev/null
+    ip netns add $B; ip link add v$B type veth peer name eth0 netns $B
+    ip addr add $UNDERLAY_HOST/24 dev v$B; ip link set v$B up
+    ip -n $B link set lo up; ip -n $B addr add $UNDERLAY_B/24 dev eth0; ip -n $B link set eth0 up
+    # A veth leaves checksums to offload, which a UDP socket cannot tell; a wire would not.
+    ip netns exec $B ethtool -K eth0 tx off >/dev/null
+    ip -n $B link add vx0 type vxlan id 42 remote $UNDERLAY_HOST local $UNDERLAY_B dstport 4789 dev eth0
+    ip -n $B addr add $IPB/24 dev vx0; ip -n $B link set vx0 up
   fi
   vswitch_topology "${2:-0}" "${3:-1}" "$kind" >$W/topo.toml
   "$VSWITCH" run --config $W/topo.toml >$W/vswitch.out 2>$W/vswitch.err &
@@ -152,9 +167,10 @@ run_vswitch() { # $1: label, $2: busy_poll_us, $3: threads, $4: kind of B's port
 run_vswitch-bp() { run_vswitch vswitch-bp "${BUSY_POLL_US:-10000}"; }
 run_vswitch-mq() { run_vswitch vswitch-mq 0 "${THREADS:-2}"; }
 run_vswitch-af() { run_vswitch vswitch-af 0 1 afpacket; }
+run_vswitch-vx() { run_vswitch vswitch-vx 0 1 vxlan; }
 
 for s in $SYSTEMS; do
-  case $s in linux|ovs|vswitch|vswitch-bp|vswitch-mq|vswitch-af) run_$s ;; *) echo "bench.sh: unknown system $s" >&2; exit 2 ;; esac
+  case $s in linux|ovs|vswitch|vswitch-bp|vswitch-mq|vswitch-af|vswitch-vx) run_$s ;; *) echo "bench.sh: unknown system $s" >&2; exit 2 ;; esac
 done
 
 {
