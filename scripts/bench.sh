@@ -103,7 +103,7 @@ run_ovs() {
   reset_netns; kill $(cat $D/vswitchd.pid) $(cat $D/db.pid) 2>/dev/null; sleep 0.5
 }
 
-vswitch_topology() { # $1: busy_poll_us, $2: threads, $3: kind of B's port (tap, afpacket)
+vswitch_topology() { # $1: busy_poll_us, $2: threads, $3: kind of B's port (tap, afpacket, vxlan)
   cat <<EOF
 [switch]
 name = "bench"
@@ -138,20 +138,20 @@ EOF
 run_vswitch() { # $1: label, $2: busy_poll_us, $3: threads, $4: kind of B's port
   local label=${1:-vswitch} kind=${4:-tap}
   reset_netns
-  if [ "$kind" = afpacket ]; then
+  if [ "$kind" != tap ]; then # B behind a veth pair, v$B its host end
     ip link del v$B 2>/dev/null # a deleted namespace's veth goes only when the kernel gets to it
     ip netns add $B; ip link add v$B type veth peer name eth0 netns $B; ip link set v$B up
-    ip -n $B link set lo up; ip -n $B link set eth0 up; ip -n $B addr add $IPB/24 dev eth0
-  elif [ "$kind" = vxlan ]; then
-    ip link del v$B 2>/dev/null
-    ip netns add $B; ip link add v$B type veth peer name eth0 netns $B
-    ip addr add $UNDERLAY_HOST/24 dev v$B; ip link set v$B up
-    ip -n $B link set lo up; ip -n $B addr add $UNDERLAY_B/24 dev eth0; ip -n $B link set eth0 up
-    # A veth leaves checksums to offload, which a UDP socket cannot tell; a wire would not.
-    ip netns exec $B ethtool -K eth0 tx off >/dev/null
-    ip -n $B link add vx0 type vxlan id 42 remote $UNDERLAY_HOST local $UNDERLAY_B dstport 4789 dev eth0
-    ip -n $B addr add $IPB/24 dev vx0; ip -n $B link set vx0 up
+    ip -n $B link set lo up; ip -n $B link set eth0 up
   fi
+  case $kind in
+    afpacket) ip -n $B addr add $IPB/24 dev eth0 ;;
+    vxlan)
+      ip addr add $UNDERLAY_HOST/24 dev v$B; ip -n $B addr add $UNDERLAY_B/24 dev eth0
+      # A veth leaves checksums to offload, which a UDP socket cannot tell; a wire would not.
+      ip netns exec $B ethtool -K eth0 tx off >/dev/null
+      ip -n $B link add vx0 type vxlan id 42 remote $UNDERLAY_HOST local $UNDERLAY_B dstport 4789 dev eth0
+      ip -n $B addr add $IPB/24 dev vx0; ip -n $B link set vx0 up ;;
+  esac
   vswitch_topology "${2:-0}" "${3:-1}" "$kind" >$W/topo.toml
   "$VSWITCH" run --config $W/topo.toml >$W/vswitch.out 2>$W/vswitch.err &
   local pid=$!

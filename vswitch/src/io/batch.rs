@@ -282,7 +282,7 @@ mod tests {
         assert_eq!(got.len() as u64, sent);
         assert!(
             dropped > 0,
-            "a unix socket's queue holds fewer than 64 frames"
+            "a 16 KB send buffer holds fewer than 64 such frames"
         );
         assert_eq!(got.len() as u64 + dropped, MAX_FRAMES as u64);
         assert!(got.iter().all(|f| f == &big));
