@@ -28,7 +28,8 @@
 # Env: T seconds per test (5); RULES extra non-matching FORWARD rules after an
 # ESTABLISHED accept in vswitch's ruleset (0); VSWITCH binary; OUT file that
 # the table is appended to; BUSY_POLL_US for vswitch-bp (10000); THREADS for
-# vswitch-mq (2); P parallel iperf3 streams for TCP and UDP (1).
+# vswitch-mq (2); P parallel iperf3 streams for TCP and UDP (1); REVERSE=1
+# sends from the second namespace to the first (iperf3 -R).
 set -u
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "bench.sh: needs root (network namespaces)" >&2; exit 2; }
@@ -36,6 +37,7 @@ for tool in ip iperf3 ping python3; do
   command -v $tool >/dev/null || { echo "bench.sh: $tool is not installed" >&2; exit 2; }
 done
 T=${T:-5}; RULES=${RULES:-0}; P=${P:-1}
+DIR=; [ -n "${REVERSE:-}" ] && DIR=-R
 if [ -z "${VSWITCH:-}" ]; then
   cargo build --release --quiet || exit 2
   VSWITCH=target/release/vswitch
@@ -58,10 +60,10 @@ measure() {
   fi
   rtt=$(ip netns exec $A ping -c 300 -i 0.005 -q $IPB | awk -F/ '/rtt/{print $5*1000}')
   ip netns exec $B iperf3 -s -D -1 -I $W/tcp.pid >/dev/null; sleep 0.5
-  tcp=$(ip netns exec $A iperf3 -c $IPB -P $P -t $T -J |
+  tcp=$(ip netns exec $A iperf3 -c $IPB $DIR -P $P -t $T -J |
     json 'round(d["end"]["sum_received"]["bits_per_second"]/1e9, 2)')
   ip netns exec $B iperf3 -s -D -1 -I $W/udp.pid >/dev/null; sleep 0.5
-  udp=$(ip netns exec $A iperf3 -c $IPB -P $P -u -l 18 -b 0 -t $T -J |
+  udp=$(ip netns exec $A iperf3 -c $IPB $DIR -P $P -u -l 18 -b 0 -t $T -J |
     json 'round(d["end"]["sum"]["packets"] * (1 - d["end"]["sum"]["lost_percent"] / 100) / d["end"]["sum"]["seconds"] / 1e3, 1)')
   echo "$label ${tcp:--} ${udp:--} ${rtt:--}" >>$W/rows
 }

@@ -1,15 +1,19 @@
-//! Frames for datagram sockets (AF_PACKET ports, the vxlan raw socket) held
-//! back until the end of a burst, then written with one `sendmmsg` per
-//! socket: a burst of small frames costs one system call, not one each.
-//! A TAP takes one frame per write whatever is asked of it, so frames for
-//! TAPs are not staged.
+//! Batched I/O on datagram sockets, where a system call can carry many
+//! frames; a TAP takes and gives one per call whatever is asked of it.
 //!
-//! Each socket's frames leave in the order they were staged. A frame a
-//! socket refuses is dropped and counted, like a NIC's full queue drops;
-//! when the socket's buffer is full the rest of its burst goes with it.
+//! Sending: frames for AF_PACKET ports and the vxlan raw socket are held
+//! back until the end of a burst, then written with one `sendmmsg` per
+//! socket. Each socket's frames leave in the order they were staged. A
+//! frame a socket refuses is dropped and counted, like a NIC's full queue
+//! drops; when the socket's buffer is full the rest of its burst goes with
+//! it.
+//!
+//! Receiving: a vxlan port's UDP socket is read with `recvmmsg`, up to
+//! `RX_FRAMES` datagrams a call, handed out one at a time.
 
 use std::io;
 use std::mem::size_of;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::ops::Range;
 use std::os::fd::RawFd;
 
@@ -170,6 +174,100 @@ fn send_all(
     }
 }
 
+/// Datagrams one `recvmmsg` takes.
+pub const RX_FRAMES: usize = 16;
+/// The largest datagram taken whole: a VXLAN datagram on a 9,000-byte
+/// underlay is at most 8,972.
+pub const RX_DATAGRAM: usize = 9216;
+
+/// Datagrams read from one socket and not yet handed out.
+pub struct RxBatch {
+    bufs: Vec<u8>,
+    /// Per datagram: its length (more than `RX_DATAGRAM` if truncated) and
+    /// sender.
+    got: Vec<(usize, Option<SocketAddrV4>)>,
+    next: usize,
+}
+
+impl RxBatch {
+    pub fn new() -> RxBatch {
+        RxBatch {
+            bufs: vec![0u8; RX_FRAMES * RX_DATAGRAM],
+            got: Vec::with_capacity(RX_FRAMES),
+            next: 0,
+        }
+    }
+
+    /// The next datagram from `fd` into `buf`, and its IPv4 sender; reads
+    /// the socket only when every datagram of the last read is out.
+    /// WouldBlock once the socket is empty too.
+    pub fn recv(&mut self, fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, SocketAddrV4)> {
+        if self.next == self.got.len() {
+            self.fill(fd)?;
+        }
+        let i = self.next;
+        self.next += 1;
+        let (len, from) = self.got[i];
+        let from = from.ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidData, "a sender that is not IPv4")
+        })?;
+        if len > RX_DATAGRAM || len > buf.len() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("a datagram of {len} bytes, over {RX_DATAGRAM}"),
+            ));
+        }
+        let start = i * RX_DATAGRAM;
+        buf[..len].copy_from_slice(&self.bufs[start..start + len]);
+        Ok((len, from))
+    }
+
+    fn fill(&mut self, fd: RawFd) -> io::Result<()> {
+        self.got.clear();
+        self.next = 0;
+        // SAFETY: sockaddr_in is plain data; all zeroes is a valid value.
+        let mut names: [libc::sockaddr_in; RX_FRAMES] = unsafe { std::mem::zeroed() };
+        let mut iov: [libc::iovec; RX_FRAMES] = std::array::from_fn(|i| libc::iovec {
+            iov_base: self.bufs[i * RX_DATAGRAM..].as_mut_ptr().cast(),
+            iov_len: RX_DATAGRAM,
+        });
+        // SAFETY: mmsghdr is plain data; all zeroes is an empty message.
+        let mut msgs: [libc::mmsghdr; RX_FRAMES] = unsafe { std::mem::zeroed() };
+        for ((m, v), name) in msgs.iter_mut().zip(iov.iter_mut()).zip(names.iter_mut()) {
+            m.msg_hdr.msg_iov = v;
+            m.msg_hdr.msg_iovlen = 1;
+            m.msg_hdr.msg_name = (name as *mut libc::sockaddr_in).cast();
+            m.msg_hdr.msg_namelen = size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        }
+        // recvmmsg writes each datagram through its iovec into `bufs`, its
+        // sender into `names` and the lengths into `msgs`, all live here.
+        // SAFETY: msgs holds RX_FRAMES initialized mmsghdrs.
+        let n = unsafe {
+            libc::recvmmsg(
+                fd,
+                msgs.as_mut_ptr(),
+                RX_FRAMES as libc::c_uint,
+                libc::MSG_DONTWAIT | libc::MSG_TRUNC,
+                std::ptr::null_mut(),
+            )
+        };
+        let n = usize::try_from(n).map_err(|_| io::Error::last_os_error())?;
+        if n == 0 {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        for (m, name) in msgs.iter().zip(&names).take(n) {
+            let v4 = m.msg_hdr.msg_namelen as usize == size_of::<libc::sockaddr_in>()
+                && name.sin_family == libc::AF_INET as libc::sa_family_t;
+            let from = v4.then(|| {
+                let ip = Ipv4Addr::from(name.sin_addr.s_addr.to_ne_bytes());
+                SocketAddrV4::new(ip, u16::from_be(name.sin_port))
+            });
+            self.got.push((m.msg_len as usize, from));
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -313,5 +411,41 @@ mod tests {
             let n = rx.recv(&mut buf).unwrap();
             assert_eq!(&buf[..n], want.as_bytes());
         }
+    }
+
+    #[test]
+    fn datagrams_come_out_one_at_a_time_in_order_with_their_sender() {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = rx.local_addr().unwrap();
+        let sent: Vec<Vec<u8>> = (0..RX_FRAMES as u8 + 5)
+            .map(|i| frame(i, 50 + usize::from(i) * 300))
+            .collect();
+        for d in &sent {
+            tx.send_to(d, to).unwrap();
+        }
+        tx.send_to(&frame(9, RX_DATAGRAM + 1), to).unwrap();
+        tx.send_to(b"after", to).unwrap();
+        let from = match tx.local_addr().unwrap() {
+            std::net::SocketAddr::V4(a) => a,
+            std::net::SocketAddr::V6(_) => unreachable!("bound to 127.0.0.1"),
+        };
+        let mut batch = RxBatch::new();
+        let mut buf = vec![0u8; 65536];
+        for d in &sent {
+            let (n, who) = batch.recv(rx.as_raw_fd(), &mut buf).unwrap();
+            assert_eq!(&buf[..n], &d[..]);
+            assert_eq!(who, from);
+        }
+        let err = batch.recv(rx.as_raw_fd(), &mut buf).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData, "too large: {err}");
+        let (n, _) = batch.recv(rx.as_raw_fd(), &mut buf).unwrap();
+        assert_eq!(
+            &buf[..n],
+            b"after",
+            "a refused datagram does not stop the rest"
+        );
+        let err = batch.recv(rx.as_raw_fd(), &mut buf).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
     }
 }

@@ -21,19 +21,20 @@
 
 use std::io;
 use std::mem::size_of;
-use std::net::{SocketAddr, SocketAddrV4, UdpSocket};
+use std::net::{SocketAddrV4, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::{Mutex, PoisonError};
 
 use crate::config::Port;
 use crate::vxlan::{self, Encap, TunnelDst};
 
-use super::batch::TxBatch;
+use super::batch::{RxBatch, TxBatch};
 use super::sys::{cvt, setsockopt, sockaddr};
 
 pub struct VxlanSocket {
-    /// By datapath thread.
+    /// By datapath thread, each with the datagrams its last read took.
     udp: Vec<UdpSocket>,
+    rx: Vec<Mutex<RxBatch>>,
     raw: OwnedFd,
     /// The encapsulation state (the sealing counter) and its buffer, for
     /// whichever datapath thread sends.
@@ -74,6 +75,7 @@ impl VxlanSocket {
         // SAFETY: fd is a descriptor we just opened and own exclusively.
         let raw = unsafe { OwnedFd::from_raw_fd(fd) };
         Ok(VxlanSocket {
+            rx: udp.iter().map(|_| Mutex::new(RxBatch::new())).collect(),
             udp,
             raw,
             tx: Mutex::new((encap, Vec::with_capacity(65536))),
@@ -88,19 +90,14 @@ impl VxlanSocket {
     /// One datagram's UDP payload into `buf` from thread `q`'s socket, and
     /// its sender.
     pub fn recv(&self, q: usize, buf: &mut [u8]) -> io::Result<(usize, SocketAddrV4)> {
-        let udp = self.udp.get(q).ok_or_else(|| {
-            io::Error::new(
+        let (Some(udp), Some(rx)) = (self.udp.get(q), self.rx.get(q)) else {
+            return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("no socket for thread {q}"),
-            )
-        })?;
-        match udp.recv_from(buf)? {
-            (n, SocketAddr::V4(from)) => Ok((n, from)),
-            (_, SocketAddr::V6(_)) => Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "an IPv6 sender on an IPv4 socket",
-            )),
-        }
+            ));
+        };
+        let mut rx = rx.lock().unwrap_or_else(PoisonError::into_inner);
+        rx.recv(udp.as_raw_fd(), buf)
     }
 
     /// Stages the frame in `parts`, encapsulated, for the VTEP `to`.
