@@ -68,14 +68,25 @@ impl TxBatch {
         head: &[u8],
         parts: &[&[u8]],
     ) {
+        self.stage_with(fd, to, |bytes| {
+            bytes.extend_from_slice(head);
+            parts.iter().for_each(|p| bytes.extend_from_slice(p));
+        });
+    }
+
+    /// Stages the frame `write` appends to the batch's bytes, so that a
+    /// frame built for sending (an encapsulated one) is built in place.
+    pub fn stage_with(
+        &mut self,
+        fd: RawFd,
+        to: Option<libc::sockaddr_in>,
+        write: impl FnOnce(&mut Vec<u8>),
+    ) {
         if self.frames.len() >= MAX_FRAMES {
             self.flush();
         }
         let start = self.bytes.len();
-        self.bytes.extend_from_slice(head);
-        for p in parts {
-            self.bytes.extend_from_slice(p);
-        }
+        write(&mut self.bytes);
         let range = start..self.bytes.len();
         self.frames.push(Staged { fd, range, to });
     }
@@ -280,6 +291,13 @@ mod tests {
         (0..len).map(|j| i.wrapping_add(j as u8)).collect()
     }
 
+    fn v4(s: &UdpSocket) -> SocketAddrV4 {
+        match s.local_addr().unwrap() {
+            std::net::SocketAddr::V4(a) => a,
+            std::net::SocketAddr::V6(_) => unreachable!("bound to 127.0.0.1"),
+        }
+    }
+
     fn recv_all(sock: &UnixDatagram) -> Vec<Vec<u8>> {
         sock.set_nonblocking(true).unwrap();
         let mut buf = [0u8; 8192];
@@ -391,10 +409,7 @@ mod tests {
         let rx1 = UdpSocket::bind("127.0.0.1:0").unwrap();
         let rx2 = UdpSocket::bind("127.0.0.1:0").unwrap();
         let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let name = |s: &UdpSocket| match s.local_addr().unwrap() {
-            std::net::SocketAddr::V4(a) => sockaddr(a),
-            std::net::SocketAddr::V6(_) => unreachable!("bound to 127.0.0.1"),
-        };
+        let name = |s: &UdpSocket| sockaddr(v4(s));
         let mut batch = TxBatch::new();
         batch.stage(tx.as_raw_fd(), Some(name(&rx1)), &[], &[b"one"]);
         batch.stage(tx.as_raw_fd(), Some(name(&rx2)), &[], &[b"two"]);
@@ -426,10 +441,7 @@ mod tests {
         }
         tx.send_to(&frame(9, RX_DATAGRAM + 1), to).unwrap();
         tx.send_to(b"after", to).unwrap();
-        let from = match tx.local_addr().unwrap() {
-            std::net::SocketAddr::V4(a) => a,
-            std::net::SocketAddr::V6(_) => unreachable!("bound to 127.0.0.1"),
-        };
+        let from = v4(&tx);
         let mut batch = RxBatch::new();
         let mut buf = vec![0u8; 65536];
         for d in &sent {

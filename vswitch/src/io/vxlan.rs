@@ -36,9 +36,10 @@ pub struct VxlanSocket {
     udp: Vec<UdpSocket>,
     rx: Vec<Mutex<RxBatch>>,
     raw: OwnedFd,
-    /// The encapsulation state (the sealing counter) and its buffer, for
-    /// whichever datapath thread sends.
-    tx: Mutex<(Encap, Vec<u8>)>,
+    /// The encapsulation state (the sealing counter), for whichever
+    /// datapath thread sends; it builds each datagram in that thread's
+    /// batch.
+    tx: Mutex<Encap>,
 }
 
 impl VxlanSocket {
@@ -78,7 +79,7 @@ impl VxlanSocket {
             rx: udp.iter().map(|_| Mutex::new(RxBatch::new())).collect(),
             udp,
             raw,
-            tx: Mutex::new((encap, Vec::with_capacity(65536))),
+            tx: Mutex::new(encap),
         })
     }
 
@@ -102,11 +103,11 @@ impl VxlanSocket {
 
     /// Stages the frame in `parts`, encapsulated, for the VTEP `to`.
     pub fn stage(&self, parts: &[&[u8]], to: TunnelDst, batch: &mut TxBatch) {
-        let mut tx = self.tx.lock().unwrap_or_else(PoisonError::into_inner);
-        let (encap, buf) = &mut *tx;
-        encap.encapsulate(to, parts, buf);
+        let mut encap = self.tx.lock().unwrap_or_else(PoisonError::into_inner);
         let addr = sockaddr(SocketAddrV4::new(to.vtep, 0));
-        batch.stage(self.raw.as_raw_fd(), Some(addr), &[], &[buf]);
+        batch.stage_with(self.raw.as_raw_fd(), Some(addr), |bytes| {
+            encap.encapsulate(to, parts, bytes)
+        });
     }
 }
 

@@ -119,12 +119,12 @@ impl Encap {
         })
     }
 
-    /// Writes the whole IPv4 packet carrying `inner` (in parts) to `to`
-    /// into `out`, replacing what it held. The source address is the bound
-    /// one, or zero for the kernel to fill in.
+    /// Appends to `out` the whole IPv4 packet carrying `inner` (in parts)
+    /// to `to`. The source address is the bound one, or zero for the
+    /// kernel to fill in.
     pub fn encapsulate(&mut self, to: TunnelDst, inner: &[&[u8]], out: &mut Vec<u8>) {
-        out.clear();
-        out.resize(OUTER_LEN, 0);
+        let start = out.len();
+        out.resize(start + OUTER_LEN, 0);
         out.extend_from_slice(&self.header);
         match &mut self.sealer {
             Some(s) => s.seal(&self.header, inner, out),
@@ -135,8 +135,8 @@ impl Encap {
             dst: to.vtep,
             src_port: to.src_port,
             dst_port: self.local.port(),
-            payload_len: out.len() - OUTER_LEN,
+            payload_len: out.len() - start - OUTER_LEN,
         }
-        .emit(out);
+        .emit(&mut out[start..]);
     }
 }
