@@ -240,6 +240,10 @@ fn linux_vtep_and_a_container_ping_move_5mb_and_learn_each_other() {
 
     e2e::transfer("vx-a1", "vx-peer", "10.42.0.100", 5201, LEN);
     e2e::transfer("vx-peer", "vx-a1", "10.42.0.2", 5202, LEN);
+    // The transfers' established segments, in by the tunnel and out to it,
+    // took the exact-match cache.
+    let hits = e2e::fast_path_hits(Path::new(BIN), "vx-a");
+    assert!(hits > 1000, "fast path hits: {hits}");
 
     // The kernel learned the container behind the switch's VTEP...
     let kernel = stdout(e2e::exec(

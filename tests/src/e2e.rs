@@ -373,6 +373,14 @@ pub fn parallel_transfers(from: &str, to: &str, to_ip: &str, base: u16, len: usi
     }
 }
 
+/// Frames the exact-match cache forwarded in switch `name` (`vswitch` at
+/// `bin`), from `vswitch stats --json`.
+pub fn fast_path_hits(bin: &Path, name: &str) -> u64 {
+    let out = run_ok(Command::new(bin).args(["stats", "--name", name, "--json"]));
+    let stats: serde_json::Value = serde_json::from_str(&out).expect("stats json");
+    stats["fast_path"]["hits"].as_u64().expect("fast_path.hits")
+}
+
 /// Sends `len` pseudo-random bytes from namespace `from` to `to_ip` in
 /// namespace `to` over TCP, in 64 KB writes that TSO sends as super-frames;
 /// asserts they all arrive unchanged.

@@ -4,7 +4,7 @@
 //! out must be the same byte for byte, and so must the rule counters, the
 //! connection table, the FDB and the port counters afterwards.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
 use packet::ipv4::Ipv4Packet;
@@ -13,8 +13,9 @@ use packet::{MacAddr, Parsed};
 use proptest::prelude::*;
 use vswitch::control::respond;
 use vswitch::stats::IoStats;
+use vswitch::switch::RxInfo;
 use vswitch::{DropReason, Verdict};
-use vswitch_tests::frames::{self, mac, tcp, udp, Seg};
+use vswitch_tests::frames::{self, arp_request, mac, tcp, udp, Seg};
 use vswitch_tests::harness::{Harness, Sent};
 
 /// Three ports on one bridge, learning free to move MACs between them; a
@@ -105,8 +106,23 @@ impl Pair {
 
     /// Sends `frame` in by `port` through both; they must agree.
     fn send(&mut self, port: &str, frame: &[u8]) -> Sent {
-        let fast = self.fast.send(port, frame);
-        let full = self.full.send(port, frame);
+        self.both(port, |h| h.send(port, frame))
+    }
+
+    /// `send` with what the I/O layer knows of the frame.
+    fn send_rx(&mut self, port: &str, frame: &[u8], rx: RxInfo) -> Sent {
+        self.both(port, |h| h.send_rx(port, frame, rx))
+    }
+
+    /// Hands vxlan port `port` of both a datagram from `peer`.
+    fn send_datagram(&mut self, port: &str, peer: SocketAddrV4, datagram: &[u8]) -> Sent {
+        self.both(port, |h| h.send_datagram(port, peer, datagram))
+    }
+
+    /// `send` runs on both, which must agree, frames and their VTEPs.
+    fn both(&mut self, port: &str, send: impl Fn(&mut Harness) -> Sent) -> Sent {
+        let fast = send(&mut self.fast);
+        let full = send(&mut self.full);
         assert_eq!(
             fast, full,
             "a frame in by {port}: cache and full way differ"
@@ -640,6 +656,259 @@ proptest! {
                 RoutedOp::Flush => p.flush_conntrack(),
             }
         }
+        p.assert_same_state();
+    }
+}
+
+/// Tap port a and a vxlan port towards two VTEPs on one network; FORWARD
+/// drops one UDP port.
+const OVERLAY: &str = r#"
+[[network]]
+name = "ov"
+subnet = "10.20.0.0/24"
+gateway = "10.20.0.1"
+
+[[port]]
+name = "a"
+network = "ov"
+ip = "10.20.0.2"
+
+[[port]]
+name = "tun"
+network = "ov"
+kind = "vxlan"
+vni = 42
+remote = ["198.18.0.2", "198.18.0.3"]
+local = "198.18.0.1"
+
+[rules]
+text = """
+*filter
+-A FORWARD -p udp --dport 9 -j DROP
+COMMIT
+"""
+"#;
+
+/// a, and r behind the tunnel.
+fn overlay_hosts() -> ((MacAddr, Ipv4Addr), (MacAddr, Ipv4Addr)) {
+    (
+        (mac("02:42:0a:14:00:02"), v4("10.20.0.2")),
+        (mac("52:54:00:00:00:09"), v4("10.20.0.9")),
+    )
+}
+
+/// VTEP `i` of `OVERLAY`'s two.
+fn vtep(i: usize) -> SocketAddrV4 {
+    SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 2 + i as u8), 4789)
+}
+
+/// VNI 42's header and `inner` behind it.
+fn vxlan42(inner: &[u8]) -> Vec<u8> {
+    let mut d = vec![0x08, 0, 0, 0, 0, 0, 42, 0];
+    d.extend_from_slice(inner);
+    d
+}
+
+/// A datagram of `len` payload bytes between a (port 1000) and r (2000).
+fn a_to_r(len: usize) -> Vec<u8> {
+    let ((ma, ia), (mr, ir)) = overlay_hosts();
+    udp((ma, ia, 1000), (mr, ir, 2000), &vec![7; len])
+}
+
+fn r_to_a(len: usize) -> Vec<u8> {
+    let ((ma, ia), (mr, ir)) = overlay_hosts();
+    udp((mr, ir, 2000), (ma, ia, 1000), &vec![8; len])
+}
+
+/// UDP segmentation offload: `a_to_r` carrying segments of `seg` bytes.
+fn gso(seg: u16) -> RxInfo {
+    RxInfo {
+        gso_size: seg,
+        ..RxInfo::default()
+    }
+}
+
+#[test]
+fn overlay_flows_take_the_cache_to_the_vtep_their_destination_is_behind() {
+    let mut p = Pair::of("fast-path-overlay", OVERLAY);
+    p.send_datagram("tun", vtep(1), &vxlan42(&r_to_a(10)));
+    p.send("a", &a_to_r(10));
+    p.send_datagram("tun", vtep(1), &vxlan42(&r_to_a(10)));
+    p.send("a", &a_to_r(10));
+    let hits = p.hits();
+    for n in 0..3 {
+        let out = p.send("a", &a_to_r(20 + n));
+        assert_eq!(out.ports(), ["tun"]);
+        assert_eq!(out.tunnels[0].map(|t| t.vtep), Some(*vtep(1).ip()));
+        assert_eq!(out.frames[0].1, a_to_r(20 + n));
+        let back = p.send_datagram("tun", vtep(1), &vxlan42(&r_to_a(30 + n)));
+        assert_eq!(back.frames, [("a".to_owned(), r_to_a(30 + n))]);
+    }
+    assert_eq!(p.hits() - hits, 6, "both directions took the cache");
+
+    // r speaks from the other VTEP: a's frames follow it there.
+    p.send_datagram("tun", vtep(0), &vxlan42(&r_to_a(10)));
+    let out = p.send("a", &a_to_r(10));
+    assert_eq!(out.tunnels[0].map(|t| t.vtep), Some(*vtep(0).ip()));
+    let hits = p.hits();
+    let out = p.send("a", &a_to_r(10));
+    assert_eq!(out.tunnels[0].map(|t| t.vtep), Some(*vtep(0).ip()));
+    assert_eq!(p.hits(), hits + 1);
+
+    // Over the tunnel's MTU (1450): refused, cached flow or not; a
+    // super-frame whose segments fit goes on.
+    let big = p.send("a", &a_to_r(1450));
+    assert!(matches!(big.verdict, Verdict::Dropped(_)), "{big:?}");
+    assert!(!big.ports().contains(&"tun"));
+    let fits = p.send_rx("a", &a_to_r(3000), gso(1000));
+    assert_eq!(fits.ports(), ["tun"]);
+    assert_eq!(p.hits(), hits + 2);
+    let too_big = p.send_rx("a", &a_to_r(3000), gso(1440));
+    assert!(matches!(too_big.verdict, Verdict::Dropped(_)));
+    p.assert_same_state();
+}
+
+/// One step of a random run on `OVERLAY`.
+#[derive(Clone, Debug)]
+enum OverlayOp {
+    /// r's datagram to a from VTEP `vtep`.
+    In {
+        vtep: usize,
+        len: usize,
+    },
+    /// a's datagram to r, to the dropped port when `dropped`, as a
+    /// super-frame of `seg`-byte segments when `seg` is not 0.
+    Out {
+        len: usize,
+        seg: u16,
+        dropped: bool,
+    },
+    Advance(u64),
+    Flush,
+}
+
+fn overlay_op() -> impl Strategy<Value = OverlayOp> {
+    let len = prop_oneof![8 => 1..1400usize, 1 => 1400..3000usize];
+    let seg = prop_oneof![4 => Just(0u16), 1 => Just(1000), 1 => Just(1440)];
+    prop_oneof![
+        4 => (0..2usize, len.clone()).prop_map(|(vtep, len)| OverlayOp::In { vtep, len }),
+        6 => (len, seg, prop::bool::weighted(0.1))
+            .prop_map(|(len, seg, dropped)| OverlayOp::Out { len, seg, dropped }),
+        1 => prop_oneof![Just(1u64), Just(200), Just(400)].prop_map(OverlayOp::Advance),
+        1 => Just(OverlayOp::Flush),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn any_overlay_sequence_leaves_the_same_frames_vteps_and_state(
+        ops in prop::collection::vec(overlay_op(), 1..100),
+    ) {
+        let mut p = Pair::of("fast-path-overlay-random", OVERLAY);
+        let ((ma, ia), (mr, ir)) = overlay_hosts();
+        for op in ops {
+            match op {
+                OverlayOp::In { vtep: v, len } => {
+                    p.send_datagram("tun", vtep(v), &vxlan42(&r_to_a(len)));
+                }
+                OverlayOp::Out { len, seg, dropped } => {
+                    let dport = if dropped { 9 } else { 2000 };
+                    let f = udp((ma, ia, 1000), (mr, ir, dport), &vec![7; len]);
+                    p.send_rx("a", &f, gso(seg));
+                }
+                OverlayOp::Advance(secs) => p.advance(secs),
+                OverlayOp::Flush => p.flush_conntrack(),
+            }
+        }
+        p.assert_same_state();
+    }
+}
+
+/// Endpoints a and b on a `driver` network over parent lan0, whose MAC is
+/// `PARENT`; `mode` is the network's driver lines.
+fn parented(name: &str, mode: &str) -> Pair {
+    let topo = format!(
+        r#"
+[[network]]
+name = "lan"
+{mode}
+parent = "lan0"
+subnet = "10.9.0.0/24"
+gateway = "10.9.0.1"
+
+[[port]]
+name = "a"
+network = "lan"
+ip = "10.9.0.2"
+
+[[port]]
+name = "b"
+network = "lan"
+ip = "10.9.0.3"
+"#
+    );
+    let mut p = Pair::of(name, &topo);
+    for h in [&mut p.fast, &mut p.full] {
+        assert!(h.switch.set_parent_mac("lan", mac(PARENT)));
+    }
+    p
+}
+
+const PARENT: &str = "52:54:00:00:00:99";
+const SEGMENT_HOST: &str = "52:54:00:00:00:64";
+
+#[test]
+fn flows_through_a_macvlan_or_ipvlan_parent_take_the_cache_both_ways() {
+    let (a, host, parent) = (mac("02:42:0a:09:00:02"), mac(SEGMENT_HOST), mac(PARENT));
+    let router = MacAddr::from_ipv4(v4("10.9.0.1"));
+    let (ia, ih) = (v4("10.9.0.2"), v4("10.9.0.100"));
+    // (driver lines, a's frames go to, the host's come to, what a's
+    // frames leave with as source and destination, what reaches a from)
+    let drivers = [
+        ("driver = \"macvlan\"", host, a, (a, host), host),
+        (
+            "driver = \"ipvlan\"\nmode = \"l2\"",
+            host,
+            parent,
+            (parent, host),
+            host,
+        ),
+        (
+            "driver = \"ipvlan\"\nmode = \"l3\"",
+            router,
+            parent,
+            (parent, host),
+            router,
+        ),
+    ];
+    for (mode, out_to, in_to, (left_from, left_to), reached_from) in drivers {
+        let mut p = parented(&format!("fast-path-{}", mode.len()), mode);
+        let out = |n: u8| udp((a, ia, 1000), (out_to, ih, 2000), &[n; 30]);
+        let back = |n: u8| udp((host, ih, 2000), (in_to, ia, 1000), &[n; 30]);
+        // Each side known: a's neighbour entry and the host's ARP answer
+        // (ipvlan L3 routes), or their MACs (the others bridge).
+        p.send("a", &arp_request(a, ia, v4("10.9.0.9")));
+        p.send("a", &out(0));
+        p.send("lan0", &frames::arp_reply((host, ih), (parent, ia)));
+        p.send("a", &out(0));
+        p.send("lan0", &back(0));
+        p.send("a", &out(0));
+        p.send("lan0", &back(0));
+        let hits = p.hits();
+        for n in 1..4 {
+            let sent = p.send("a", &out(n));
+            assert_eq!(sent.ports(), ["lan0"], "{mode}");
+            let f = &sent.frames[0].1;
+            assert_eq!((&f[0..6], &f[6..12]), (&left_to.0[..], &left_from.0[..]));
+            let sent = p.send("lan0", &back(n));
+            assert_eq!(sent.ports(), ["a"], "{mode}");
+            let f = &sent.frames[0].1;
+            assert_eq!((&f[0..6], &f[6..12]), (&a.0[..], &reached_from.0[..]));
+            assert_eq!(&f[42..], &[n; 30], "{mode}");
+        }
+        assert_eq!(p.hits() - hits, 6, "{mode}: both directions took the cache");
         p.assert_same_state();
     }
 }

@@ -12,7 +12,11 @@
 //! Whatever a hit cannot vouch for goes the full way and is then
 //! remembered afresh: a ruleset of another generation, a destination that
 //! moved or aged out, an unresolved next hop, a TTL about to expire, a
-//! connection no longer ESTABLISHED, a trace being taken.
+//! packet too large for a vxlan port, a connection no longer ESTABLISHED,
+//! a trace being taken. What the pipeline does at a macvlan/ipvlan parent
+//! or a vxlan port before and after its decision (readdressing, the
+//! parent's MAC, the VTEP) is done for every frame, so flows through them
+//! are cached like any other.
 //!
 //! The table is direct-mapped: a flow whose slot another flow took just
 //! takes the full way once, and the slot back.
@@ -70,10 +74,6 @@ impl Key {
             u64::from(src.to_bits()) << 32 | u64::from(dst.to_bits()),
             u64::from(src_port) | u64::from(dst_port) << 16 | u64::from(protocol) << 32 | tag << 40,
         ]))
-    }
-
-    pub fn ingress(&self) -> PortId {
-        PortId((self.0[0] >> 48) as u16)
     }
 }
 

@@ -651,7 +651,7 @@ impl Switch {
         let key = fast_path::Key::of(ingress, &parsed);
         let mut tracked = None;
         if let Some(key) = &key {
-            match self.fast_forward(now, domain, iif, key, &parsed, frame, rx, out) {
+            match self.fast_forward(now, domain, iif, key, &parsed, frame, rx, size, out) {
                 Ok(verdict) => return verdict,
                 Err(t) => tracked = t,
             }
@@ -725,10 +725,11 @@ impl Switch {
         parsed: &Parsed,
         frame: &mut [u8],
         rx: RxInfo,
+        size: Size,
         out: &mut Output,
     ) -> Result<Verdict, Option<conntrack::Track>> {
         let flow = self.fast.get(key);
-        let way = flow.and_then(|f| self.fast_way(now, domain, key, f, parsed, frame));
+        let way = flow.and_then(|f| self.fast_way(now, domain, key, f, parsed, frame, size));
         let (Some(flow), Some((out_domain, out_mac))) = (flow, way) else {
             self.fast.count(false);
             return Err(None);
@@ -764,9 +765,11 @@ impl Switch {
     }
 
     /// Whether `flow`'s way still holds for this frame: a routed frame's
-    /// header checksum and TTL pass and its next hop is resolved, and the
-    /// FDB still has the MAC it goes to behind the flow's egress port. The
-    /// domain and MAC the frame leaves for, if so.
+    /// header checksum and TTL pass and its next hop is resolved, the
+    /// packet fits a tunnel's MTU, and the FDB still has the MAC it goes to
+    /// behind the flow's egress port. The domain and MAC the frame leaves
+    /// for, if so.
+    #[allow(clippy::too_many_arguments)]
     fn fast_way(
         &mut self,
         now: Timestamp,
@@ -775,7 +778,11 @@ impl Switch {
         mut flow: fast_path::Flow,
         parsed: &Parsed,
         frame: &[u8],
+        size: Size,
     ) -> Option<(Domain, MacAddr)> {
+        if self.tunnel_mtu_exceeded(flow.egress, size).is_some() {
+            return None;
+        }
         let (out_domain, out_mac) = match flow.route {
             None => (domain, parsed.dst),
             Some(route) => {
@@ -800,7 +807,9 @@ impl Switch {
     }
 
     /// Until when the FDB's word that `mac` is behind `port` in `domain`
-    /// holds (see `Fdb::lookup_until`); `None` when it is not there.
+    /// holds (see `Fdb::lookup_until`); `None` when it is not there. On a
+    /// vxlan port, the VTEP behind it is the FDB's to say per frame
+    /// (`address_tunnels`).
     fn behind(
         &self,
         now: Timestamp,
@@ -809,13 +818,12 @@ impl Switch {
         port: PortId,
     ) -> Option<Timestamp> {
         let (at, until) = self.fdb.lookup_until(domain, mac, now)?;
-        (at == Station::from(port)).then_some(until)
+        (at.port == port).then_some(until)
     }
 
     /// Lets the exact-match cache hold the flow of a frame the full way
-    /// bridged or routed to one port, when a later frame's fate could not
-    /// differ: no macvlan/ipvlan parent or vxlan port is involved, and the
-    /// hooks allow (`Firewall::cached_flow`). `parsed` is the frame as the
+    /// bridged or routed to one port, when the hooks allow
+    /// (`Firewall::cached_flow`). `parsed` is the frame as the
     /// hooks left it (translated), `routed` by the gateway `gw`.
     #[allow(clippy::too_many_arguments)]
     fn remember(
@@ -842,13 +850,6 @@ impl Switch {
             return;
         };
         let egress = *egress;
-        let plain = |p: PortId| {
-            let p = &self.ports[p.index()];
-            p.tunnel.is_none() && self.networks[usize::from(p.network)].parent.is_none()
-        };
-        if !plain(key.ingress()) || !plain(egress) {
-            return;
-        }
         let (route, out_domain) = match (routed, parsed.l3) {
             (None, _) => (None, domain),
             (Some(gw), L3::Ipv4 { dst, .. }) => {
@@ -1447,16 +1448,14 @@ impl Switch {
         if p.vlans.egress(domain.vlan).is_none() {
             return Ok(false);
         }
-        if let Some(mtu) = p.tunnel.as_ref().map(|t| t.mtu) {
-            if size.packet > usize::from(mtu) {
-                self.firewall.note(|| {
-                    format!(
-                        "mtu: a {}-byte packet does not fit port {} (mtu {mtu})",
-                        size.packet, p.name
-                    )
-                });
-                return Err(Refusal::TooBig { mtu });
-            }
+        if let Some(mtu) = self.tunnel_mtu_exceeded(port, size) {
+            self.firewall.note(|| {
+                format!(
+                    "mtu: a {}-byte packet does not fit port {} (mtu {mtu})",
+                    size.packet, p.name
+                )
+            });
+            return Err(Refusal::TooBig { mtu });
         }
         if let Some(pass) = pass {
             let oif = Iface {
@@ -1468,6 +1467,13 @@ impl Switch {
             self.firewall.forward(now, pass, oif)?;
         }
         Ok(self.send(port, domain.vlan, in_tag, size.len, out))
+    }
+
+    /// The MTU of `port`'s tunnel when the packet (or each segment of a
+    /// GSO frame) is larger: it would not fit the outer datagram.
+    fn tunnel_mtu_exceeded(&self, port: PortId, size: Size) -> Option<u16> {
+        let mtu = self.ports.get(port.index())?.tunnel.as_ref()?.mtu;
+        (size.packet > usize::from(mtu)).then_some(mtu)
     }
 
     /// Drops a refused packet; a REJECT answers its sender first.
