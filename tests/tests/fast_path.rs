@@ -826,15 +826,15 @@ proptest! {
     }
 }
 
-/// Endpoints a and b on a `driver` network over parent lan0, whose MAC is
+/// Endpoints a and b on a network over parent `parent`, whose MAC is
 /// `PARENT`; `mode` is the network's driver lines.
-fn parented(name: &str, mode: &str) -> Pair {
+fn parented(name: &str, mode: &str, parent: &str) -> Pair {
     let topo = format!(
         r#"
 [[network]]
 name = "lan"
 {mode}
-parent = "lan0"
+parent = "{parent}"
 subnet = "10.9.0.0/24"
 gateway = "10.9.0.1"
 
@@ -884,7 +884,7 @@ fn flows_through_a_macvlan_or_ipvlan_parent_take_the_cache_both_ways() {
         ),
     ];
     for (mode, out_to, in_to, (left_from, left_to), reached_from) in drivers {
-        let mut p = parented(&format!("fast-path-{}", mode.len()), mode);
+        let mut p = parented(&format!("fast-path-{}", mode.len()), mode, "lan0");
         let out = |n: u8| udp((a, ia, 1000), (out_to, ih, 2000), &[n; 30]);
         let back = |n: u8| udp((host, ih, 2000), (in_to, ia, 1000), &[n; 30]);
         // Each side known: a's neighbour entry and the host's ARP answer
@@ -911,4 +911,34 @@ fn flows_through_a_macvlan_or_ipvlan_parent_take_the_cache_both_ways() {
         assert_eq!(p.hits() - hits, 6, "{mode}: both directions took the cache");
         p.assert_same_state();
     }
+}
+
+#[test]
+fn a_trunk_parents_flows_are_cached_with_their_vlan() {
+    let mut p = parented("fast-path-trunk", "driver = \"macvlan\"", "lan0.20");
+    let (a, host) = (mac("02:42:0a:09:00:02"), mac(SEGMENT_HOST));
+    let (ia, ih) = (v4("10.9.0.2"), v4("10.9.0.100"));
+    let out = |n: u8| udp((a, ia, 1000), (host, ih, 2000), &[n; 30]);
+    let back = |n: u8| udp((host, ih, 2000), (a, ia, 1000), &[n; 30]);
+    p.send("a", &out(0));
+    p.send("lan0.20", &frames::tagged(back(0), 20));
+    p.send("a", &out(0));
+    p.send("lan0.20", &frames::tagged(back(0), 20));
+    let hits = p.hits();
+    for n in 1..3 {
+        let sent = p.send("a", &out(n));
+        assert_eq!(
+            sent.frames,
+            [("lan0.20".to_owned(), frames::tagged(out(n), 20))]
+        );
+        let sent = p.send("lan0.20", &frames::tagged(back(n), 20));
+        assert_eq!(sent.frames, [("a".to_owned(), back(n))]);
+    }
+    assert_eq!(p.hits() - hits, 4);
+    // The same flow on another VLAN, or untagged, is not this network's.
+    for wrong in [frames::tagged(back(9), 30), back(9)] {
+        let sent = p.send("lan0.20", &wrong);
+        assert_eq!(sent.verdict, Verdict::Dropped(DropReason::VlanNotAllowed));
+    }
+    p.assert_same_state();
 }
