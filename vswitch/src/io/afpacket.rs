@@ -156,10 +156,7 @@ impl PacketSocket {
     /// Writes one frame given as consecutive slices, with its offload state
     /// (ignored without PACKET_VNET_HDR; the caller finishes such frames).
     pub fn send(&self, hdr: &VnetHdr, parts: &[&[u8]]) -> io::Result<usize> {
-        if !self.vnet {
-            return writev_all(self.fd.as_raw_fd(), &[], parts);
-        }
-        writev_all(self.fd.as_raw_fd(), &hdr.to_bytes(), parts)
+        writev_all(self.fd.as_raw_fd(), self.vnet.then_some(hdr), parts)
     }
 }
 

@@ -4,6 +4,8 @@ use std::io;
 use std::net::SocketAddrV4;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
+use packet::vnet::VnetHdr;
+
 /// Turns a -1 return into the thread's errno.
 pub fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
     if ret < 0 {
@@ -49,9 +51,11 @@ pub fn readv_into<const N: usize>(fd: RawFd, bufs: &mut [&mut [u8]; N]) -> io::R
     cvt_size(unsafe { libc::readv(fd, iov.as_ptr(), N as libc::c_int) })
 }
 
-/// Writes `head` (a virtio-net header, or empty) and the slices as one frame
-/// (one writev), skipping empty ones.
-pub fn writev_all(fd: RawFd, head: &[u8], parts: &[&[u8]]) -> io::Result<usize> {
+/// Writes the slices as one frame (one writev), skipping empty ones, after
+/// the virtio-net header `hdr` when the descriptor takes one.
+pub fn writev_all(fd: RawFd, hdr: Option<&VnetHdr>, parts: &[&[u8]]) -> io::Result<usize> {
+    let head = hdr.map(VnetHdr::to_bytes);
+    let head: &[u8] = head.as_ref().map_or(&[], |h| &h[..]);
     let mut iov = [libc::iovec {
         iov_base: std::ptr::null_mut(),
         iov_len: 0,

@@ -136,11 +136,7 @@ impl Tap {
     /// offload state (ignored by a TAP without headers; the caller finishes
     /// such frames).
     pub fn send(&self, q: usize, hdr: &VnetHdr, parts: &[&[u8]]) -> io::Result<usize> {
-        let fd = self.fd(q)?;
-        if !self.vnet {
-            return writev_all(fd, &[], parts);
-        }
-        writev_all(fd, &hdr.to_bytes(), parts)
+        writev_all(self.fd(q)?, self.vnet.then_some(hdr), parts)
     }
 }
 
