@@ -13,6 +13,8 @@
 #             `afpacket` port: the path of a LAN segment or an uplink
 #   vswitch-vx - the second namespace is a Linux VTEP across a veth underlay,
 #             reached through a `vxlan` port: the overlay path
+#   vswitch-mv - the first namespace a macvlan endpoint whose parent is the
+#             host end of the second namespace's veth pair: the parent's path
 # and measures, for each, single-stream TCP (iperf3), delivered 64-byte UDP
 # frames per second (iperf3 -l 18) and the ping round trip. Then it prints
 # vswitch's ratios against the others, which are what the targets are set in:
@@ -105,7 +107,9 @@ run_ovs() {
   reset_netns; kill $(cat $D/vswitchd.pid) $(cat $D/db.pid) 2>/dev/null; sleep 0.5
 }
 
-vswitch_topology() { # $1: busy_poll_us, $2: threads, $3: kind of B's port (tap, afpacket, vxlan)
+vswitch_topology() { # $1: busy_poll_us, $2: threads, $3: kind of B's port (tap, afpacket, vxlan, macvlan)
+  local driver='driver = "bridge"'
+  [ "$3" = macvlan ] && driver=$(printf 'driver = "macvlan"\nparent = "v%s"' $B)
   cat <<EOF
 [switch]
 name = "bench"
@@ -114,13 +118,15 @@ threads = $2
 
 [[network]]
 name = "n"
-driver = "bridge"
+$driver
 subnet = "10.98.0.0/24"
 gateway = "10.98.0.1"
 EOF
   printf '\n[[port]]\nname = "%s"\nnetwork = "n"\nkind = "tap"\nnetns = "%s"\nip = "%s"\n' $A $A $IPA
   if [ "$3" = afpacket ]; then
     printf '\n[[port]]\nname = "%s"\nnetwork = "n"\nkind = "afpacket"\ninterface = "v%s"\n' $B $B
+  elif [ "$3" = macvlan ]; then
+    : # B is on the parent's segment
   elif [ "$3" = vxlan ]; then
     printf '\n[[port]]\nname = "%s"\nnetwork = "n"\nkind = "vxlan"\nvni = 42\nremote = "%s"\nlocal = "%s"\n' \
       $B $UNDERLAY_B $UNDERLAY_HOST
@@ -146,7 +152,7 @@ run_vswitch() { # $1: label, $2: busy_poll_us, $3: threads, $4: kind of B's port
     ip -n $B link set lo up; ip -n $B link set eth0 up
   fi
   case $kind in
-    afpacket) ip -n $B addr add $IPB/24 dev eth0 ;;
+    afpacket|macvlan) ip -n $B addr add $IPB/24 dev eth0 ;;
     vxlan)
       ip addr add $UNDERLAY_HOST/24 dev v$B; ip -n $B addr add $UNDERLAY_B/24 dev eth0
       # A veth leaves checksums to offload, which a UDP socket cannot tell; a wire would not.
@@ -170,9 +176,10 @@ run_vswitch-bp() { run_vswitch vswitch-bp "${BUSY_POLL_US:-10000}"; }
 run_vswitch-mq() { run_vswitch vswitch-mq 0 "${THREADS:-2}"; }
 run_vswitch-af() { run_vswitch vswitch-af 0 1 afpacket; }
 run_vswitch-vx() { run_vswitch vswitch-vx 0 1 vxlan; }
+run_vswitch-mv() { run_vswitch vswitch-mv 0 1 macvlan; }
 
 for s in $SYSTEMS; do
-  case $s in linux|ovs|vswitch|vswitch-bp|vswitch-mq|vswitch-af|vswitch-vx) run_$s ;; *) echo "bench.sh: unknown system $s" >&2; exit 2 ;; esac
+  case $s in linux|ovs|vswitch|vswitch-bp|vswitch-mq|vswitch-af|vswitch-vx|vswitch-mv) run_$s ;; *) echo "bench.sh: unknown system $s" >&2; exit 2 ;; esac
 done
 
 {
