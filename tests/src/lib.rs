@@ -7,3 +7,4 @@ pub mod e2e;
 pub mod frames;
 pub mod harness;
 pub mod hostile;
+pub mod topos;

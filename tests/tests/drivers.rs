@@ -8,35 +8,7 @@ use packet::{MacAddr, Parsed, L3};
 use vswitch::{DropReason, Verdict};
 use vswitch_tests::frames::{arp_reply, arp_request, mac, ping, tagged, udp};
 use vswitch_tests::harness::Harness;
-
-/// Two endpoints on `driver` over parent `parent`.
-fn topo(driver: &str, parent: &str) -> String {
-    let mode = match driver {
-        "ipvlan-l3" => "driver = \"ipvlan\"\nmode = \"l3\"",
-        "ipvlan" => "driver = \"ipvlan\"\nmode = \"l2\"",
-        _ => "driver = \"macvlan\"",
-    };
-    format!(
-        r#"
-[[network]]
-name = "lan"
-{mode}
-parent = "{parent}"
-subnet = "10.9.0.0/24"
-gateway = "10.9.0.1"
-
-[[port]]
-name = "a"
-network = "lan"
-ip = "10.9.0.2"
-
-[[port]]
-name = "b"
-network = "lan"
-ip = "10.9.0.3"
-"#
-    )
-}
+use vswitch_tests::topos::parented;
 
 const A: &str = "02:42:0a:09:00:02";
 const B: &str = "02:42:0a:09:00:03";
@@ -48,7 +20,7 @@ fn ip(s: &str) -> Ipv4Addr {
 }
 
 fn harness(scenario: &str, driver: &str, parent: &str) -> Harness {
-    let mut h = Harness::new(scenario, &topo(driver, parent));
+    let mut h = Harness::new(scenario, &parented(driver, parent));
     assert!(h.switch.set_parent_mac("lan", mac(PARENT_MAC)));
     h
 }

@@ -17,6 +17,7 @@ use vswitch::switch::RxInfo;
 use vswitch::{DropReason, Verdict};
 use vswitch_tests::frames::{self, arp_request, mac, tcp, udp, Seg};
 use vswitch_tests::harness::{Harness, Sent};
+use vswitch_tests::topos;
 
 /// Three ports on one bridge, learning free to move MACs between them; a
 /// bridged DNAT and SNAT, a rule that drops one UDP port, and a short FDB
@@ -660,34 +661,19 @@ proptest! {
     }
 }
 
-/// Tap port a and a vxlan port towards two VTEPs on one network; FORWARD
-/// drops one UDP port.
-const OVERLAY: &str = r#"
-[[network]]
-name = "ov"
-subnet = "10.20.0.0/24"
-gateway = "10.20.0.1"
-
-[[port]]
-name = "a"
-network = "ov"
-ip = "10.20.0.2"
-
-[[port]]
-name = "tun"
-network = "ov"
-kind = "vxlan"
-vni = 42
-remote = ["198.18.0.2", "198.18.0.3"]
-local = "198.18.0.1"
-
+/// `topos::overlay` with a FORWARD rule that drops one UDP port.
+fn overlay() -> String {
+    topos::overlay(
+        r#"
 [rules]
 text = """
 *filter
 -A FORWARD -p udp --dport 9 -j DROP
 COMMIT
 """
-"#;
+"#,
+    )
+}
 
 /// a, and r behind the tunnel.
 fn overlay_hosts() -> ((MacAddr, Ipv4Addr), (MacAddr, Ipv4Addr)) {
@@ -697,7 +683,7 @@ fn overlay_hosts() -> ((MacAddr, Ipv4Addr), (MacAddr, Ipv4Addr)) {
     )
 }
 
-/// VTEP `i` of `OVERLAY`'s two.
+/// VTEP `i` of `overlay`'s two.
 fn vtep(i: usize) -> SocketAddrV4 {
     SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 2 + i as u8), 4789)
 }
@@ -730,7 +716,7 @@ fn gso(seg: u16) -> RxInfo {
 
 #[test]
 fn overlay_flows_take_the_cache_to_the_vtep_their_destination_is_behind() {
-    let mut p = Pair::of("fast-path-overlay", OVERLAY);
+    let mut p = Pair::of("fast-path-overlay", &overlay());
     p.send_datagram("tun", vtep(1), &vxlan42(&r_to_a(10)));
     p.send("a", &a_to_r(10));
     p.send_datagram("tun", vtep(1), &vxlan42(&r_to_a(10)));
@@ -768,7 +754,7 @@ fn overlay_flows_take_the_cache_to_the_vtep_their_destination_is_behind() {
     p.assert_same_state();
 }
 
-/// One step of a random run on `OVERLAY`.
+/// One step of a random run on `overlay`.
 #[derive(Clone, Debug)]
 enum OverlayOp {
     /// r's datagram to a from VTEP `vtep`.
@@ -806,7 +792,7 @@ proptest! {
     fn any_overlay_sequence_leaves_the_same_frames_vteps_and_state(
         ops in prop::collection::vec(overlay_op(), 1..100),
     ) {
-        let mut p = Pair::of("fast-path-overlay-random", OVERLAY);
+        let mut p = Pair::of("fast-path-overlay-random", &overlay());
         let ((ma, ia), (mr, ir)) = overlay_hosts();
         for op in ops {
             match op {
@@ -826,30 +812,9 @@ proptest! {
     }
 }
 
-/// Endpoints a and b on a network over parent `parent`, whose MAC is
-/// `PARENT`; `mode` is the network's driver lines.
-fn parented(name: &str, mode: &str, parent: &str) -> Pair {
-    let topo = format!(
-        r#"
-[[network]]
-name = "lan"
-{mode}
-parent = "{parent}"
-subnet = "10.9.0.0/24"
-gateway = "10.9.0.1"
-
-[[port]]
-name = "a"
-network = "lan"
-ip = "10.9.0.2"
-
-[[port]]
-name = "b"
-network = "lan"
-ip = "10.9.0.3"
-"#
-    );
-    let mut p = Pair::of(name, &topo);
+/// `topos::parented` over `parent`, whose MAC is `PARENT`.
+fn parented(name: &str, driver: &str, parent: &str) -> Pair {
+    let mut p = Pair::of(name, &topos::parented(driver, parent));
     for h in [&mut p.fast, &mut p.full] {
         assert!(h.switch.set_parent_mac("lan", mac(PARENT)));
     }
@@ -864,27 +829,15 @@ fn flows_through_a_macvlan_or_ipvlan_parent_take_the_cache_both_ways() {
     let (a, host, parent) = (mac("02:42:0a:09:00:02"), mac(SEGMENT_HOST), mac(PARENT));
     let router = MacAddr::from_ipv4(v4("10.9.0.1"));
     let (ia, ih) = (v4("10.9.0.2"), v4("10.9.0.100"));
-    // (driver lines, a's frames go to, the host's come to, what a's
+    // (driver, a's frames go to, the host's come to, what a's
     // frames leave with as source and destination, what reaches a from)
     let drivers = [
-        ("driver = \"macvlan\"", host, a, (a, host), host),
-        (
-            "driver = \"ipvlan\"\nmode = \"l2\"",
-            host,
-            parent,
-            (parent, host),
-            host,
-        ),
-        (
-            "driver = \"ipvlan\"\nmode = \"l3\"",
-            router,
-            parent,
-            (parent, host),
-            router,
-        ),
+        ("macvlan", host, a, (a, host), host),
+        ("ipvlan", host, parent, (parent, host), host),
+        ("ipvlan-l3", router, parent, (parent, host), router),
     ];
-    for (mode, out_to, in_to, (left_from, left_to), reached_from) in drivers {
-        let mut p = parented(&format!("fast-path-{}", mode.len()), mode, "lan0");
+    for (driver, out_to, in_to, (left_from, left_to), reached_from) in drivers {
+        let mut p = parented(&format!("fast-path-{driver}"), driver, "lan0");
         let out = |n: u8| udp((a, ia, 1000), (out_to, ih, 2000), &[n; 30]);
         let back = |n: u8| udp((host, ih, 2000), (in_to, ia, 1000), &[n; 30]);
         // Each side known: a's neighbour entry and the host's ARP answer
@@ -899,23 +852,27 @@ fn flows_through_a_macvlan_or_ipvlan_parent_take_the_cache_both_ways() {
         let hits = p.hits();
         for n in 1..4 {
             let sent = p.send("a", &out(n));
-            assert_eq!(sent.ports(), ["lan0"], "{mode}");
+            assert_eq!(sent.ports(), ["lan0"], "{driver}");
             let f = &sent.frames[0].1;
             assert_eq!((&f[0..6], &f[6..12]), (&left_to.0[..], &left_from.0[..]));
             let sent = p.send("lan0", &back(n));
-            assert_eq!(sent.ports(), ["a"], "{mode}");
+            assert_eq!(sent.ports(), ["a"], "{driver}");
             let f = &sent.frames[0].1;
             assert_eq!((&f[0..6], &f[6..12]), (&a.0[..], &reached_from.0[..]));
-            assert_eq!(&f[42..], &[n; 30], "{mode}");
+            assert_eq!(&f[42..], &[n; 30], "{driver}");
         }
-        assert_eq!(p.hits() - hits, 6, "{mode}: both directions took the cache");
+        assert_eq!(
+            p.hits() - hits,
+            6,
+            "{driver}: both directions took the cache"
+        );
         p.assert_same_state();
     }
 }
 
 #[test]
 fn a_trunk_parents_flows_are_cached_with_their_vlan() {
-    let mut p = parented("fast-path-trunk", "driver = \"macvlan\"", "lan0.20");
+    let mut p = parented("fast-path-trunk", "macvlan", "lan0.20");
     let (a, host) = (mac("02:42:0a:09:00:02"), mac(SEGMENT_HOST));
     let (ia, ih) = (v4("10.9.0.2"), v4("10.9.0.100"));
     let out = |n: u8| udp((a, ia, 1000), (host, ih, 2000), &[n; 30]);

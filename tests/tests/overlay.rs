@@ -14,6 +14,7 @@ use vswitch::vxlan::{Encap, Tunnel, TunnelDst};
 use vswitch::{DropReason, Verdict};
 use vswitch_tests::frames::{arp_request, mac, ping, tcp, udp, Seg};
 use vswitch_tests::harness::Harness;
+use vswitch_tests::topos::overlay;
 
 const A: &str = "02:42:0a:14:00:02";
 /// A container behind a remote VTEP.
@@ -25,35 +26,6 @@ fn ip(s: &str) -> Ipv4Addr {
 
 fn peer(s: &str) -> SocketAddrV4 {
     SocketAddrV4::new(ip(s), 4789)
-}
-
-/// Network ov with tap port a and vxlan port tun towards two remotes;
-/// `extra` is appended (more keys of tun, or more tables).
-fn topo(extra: &str) -> String {
-    format!(
-        r#"
-[switch]
-name = "t"
-
-[[network]]
-name = "ov"
-subnet = "10.20.0.0/24"
-gateway = "10.20.0.1"
-
-[[port]]
-name = "a"
-network = "ov"
-ip = "10.20.0.2"
-
-[[port]]
-name = "tun"
-network = "ov"
-kind = "vxlan"
-vni = 42
-remote = ["198.18.0.2", "198.18.0.3"]
-local = "198.18.0.1"
-{extra}"#
-    )
 }
 
 fn parse(topo: &str) -> Config {
@@ -93,7 +65,7 @@ fn hello(dst: &str, src: &str, src_ip: &str, dst_ip: &str) -> Vec<u8> {
 
 #[test]
 fn encapsulation_bytes() {
-    let cfg = parse(&topo(""));
+    let cfg = parse(&overlay(""));
     let mut encap = Encap::new(cfg.port("tun").expect("tun"), 0).expect("vxlan");
     let inner = hello(R, A, "10.20.0.2", "10.20.0.9");
     let to = TunnelDst {
@@ -113,7 +85,7 @@ fn encapsulation_bytes() {
     assert_eq!(out, want);
 
     // And in: the switch finds the inner frame of such a datagram, unchanged.
-    let mut h = Harness::new("vxlan_decap_bytes", &topo(""));
+    let mut h = Harness::new("vxlan_decap_bytes", &overlay(""));
     let back = hello(A, R, "10.20.0.9", "10.20.0.2");
     let mut d = Vec::new();
     encap.encapsulate(to, &[&back], &mut d);
@@ -125,7 +97,7 @@ fn encapsulation_bytes() {
 
 #[test]
 fn remote_macs_are_learned_behind_their_vtep_and_answered_there() {
-    let mut h = Harness::new("vxlan_learning", &topo(""));
+    let mut h = Harness::new("vxlan_learning", &overlay(""));
     // R asks for a's address through VTEP .3.
     let ask = arp_request(mac(R), ip("10.20.0.9"), ip("10.20.0.2"));
     let sent = h.send_datagram("tun", peer("198.18.0.3"), &vxlan(42, &ask));
@@ -167,7 +139,7 @@ fn remote_macs_are_learned_behind_their_vtep_and_answered_there() {
 
 #[test]
 fn broadcast_and_unknown_unicast_go_to_every_remote() {
-    let mut h = Harness::new("vxlan_bum", &topo(""));
+    let mut h = Harness::new("vxlan_bum", &overlay(""));
     let ask = arp_request(mac(A), ip("10.20.0.2"), ip("10.20.0.9"));
     let sent = h.send("a", &ask);
     assert_eq!(sent.verdict, Verdict::Forwarded(1));
@@ -190,7 +162,7 @@ fn broadcast_and_unknown_unicast_go_to_every_remote() {
 
 #[test]
 fn what_the_gateway_answers_a_remote_goes_back_to_its_vtep() {
-    let mut h = Harness::new("vxlan_gateway", &topo(""));
+    let mut h = Harness::new("vxlan_gateway", &overlay(""));
     let gw = "02:42:0a:14:00:01";
     let echo = ping(
         (mac(R), ip("10.20.0.9")),
@@ -209,7 +181,7 @@ fn what_the_gateway_answers_a_remote_goes_back_to_its_vtep() {
 
 #[test]
 fn wrong_vni_unknown_peer_and_malformed_datagrams_are_dropped_with_reasons() {
-    let mut h = Harness::new("vxlan_drops", &topo(""));
+    let mut h = Harness::new("vxlan_drops", &overlay(""));
     let frame = hello(A, R, "10.20.0.9", "10.20.0.2");
     let cases: [(SocketAddrV4, Vec<u8>, DropReason); 5] = [
         (
@@ -259,7 +231,7 @@ fn wrong_vni_unknown_peer_and_malformed_datagrams_are_dropped_with_reasons() {
 
 #[test]
 fn learn_peers_takes_vteps_not_listed() {
-    let mut h = Harness::new("vxlan_learn_peers", &topo("learn_peers = true\n"));
+    let mut h = Harness::new("vxlan_learn_peers", &overlay("learn_peers = true\n"));
     let frame = hello(A, R, "10.20.0.9", "10.20.0.2");
     let sent = h.send_datagram("tun", peer("198.18.0.7"), &vxlan(42, &frame));
     assert_eq!(sent.verdict, Verdict::Forwarded(1));
@@ -270,7 +242,7 @@ fn learn_peers_takes_vteps_not_listed() {
 #[test]
 fn static_entries_name_the_vtep() {
     let extra = "\n[[fdb]]\nmac = \"02:00:00:00:00:99\"\nport = \"tun\"\nremote = \"198.18.0.3\"\n";
-    let mut h = Harness::new("vxlan_static", &topo(extra));
+    let mut h = Harness::new("vxlan_static", &overlay(extra));
     let sent = h.send("a", &hello(R, A, "10.20.0.2", "10.20.0.9"));
     assert_eq!(sent.tunnels.len(), 1);
     assert_eq!(sent.tunnels[0].map(|t| t.vtep), Some(ip("198.18.0.3")));
@@ -282,7 +254,7 @@ fn static_entries_name_the_vtep() {
 
     // A remote that is not one of the port's peers is a config error.
     let bad = extra.replace("198.18.0.3", "198.18.0.9");
-    let err = config::parse(&topo(&bad), Path::new("t.toml")).expect_err("refused");
+    let err = config::parse(&overlay(&bad), Path::new("t.toml")).expect_err("refused");
     assert!(
         err.to_string()
             .contains("fdb: remote 198.18.0.9 is not one of port \"tun\"'s remote peers"),
@@ -293,7 +265,7 @@ fn static_entries_name_the_vtep() {
 #[test]
 fn too_big_for_the_tunnel_is_answered_with_fragmentation_needed() {
     // a's own MTU is larger than the overlay's.
-    let t = topo("").replace("ip = \"10.20.0.2\"\n", "ip = \"10.20.0.2\"\nmtu = 9000\n");
+    let t = overlay("").replace("ip = \"10.20.0.2\"\n", "ip = \"10.20.0.2\"\nmtu = 9000\n");
     let mut h = Harness::new("vxlan_too_big", &t);
     let big = udp(
         (mac(A), ip("10.20.0.2"), 1000),
@@ -346,7 +318,7 @@ fn sealed_datagrams_round_trip_and_tampered_or_replayed_ones_are_refused() {
     let key = dir.join("k");
     std::fs::write(&key, [0x42u8; 32]).expect("key");
     let sealed = format!("encrypt = true\nkey_file = \"{}\"\n", key.display());
-    let ours = topo(&sealed);
+    let ours = overlay(&sealed);
     // The peer at .2, whose remote is us.
     let theirs = ours
         .replace(
@@ -385,7 +357,7 @@ fn sealed_datagrams_round_trip_and_tampered_or_replayed_ones_are_refused() {
 #[test]
 fn non_ip_inner_frames_cross_hashed_on_their_macs() {
     // Non-IP inner frames cross too, hashed on their MACs.
-    let mut h = Harness::new("vxlan_non_ip", &topo(""));
+    let mut h = Harness::new("vxlan_non_ip", &overlay(""));
     let mut f = hello(R, A, "10.20.0.2", "10.20.0.9");
     f[12..14].copy_from_slice(&[0x88, 0xb5]);
     let sent = h.send("a", &f);
