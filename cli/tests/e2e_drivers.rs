@@ -278,7 +278,7 @@ fn ipvlan_l2_endpoints_share_the_parents_mac_and_serve_tcp() {
     e2e::transfer(LAN, B, "10.82.0.3", 7000, 4 << 20);
     // Its established segments, both ways through the parent, were cached.
     let hits = e2e::fast_path_hits(Path::new(BIN), "mv-ipvlan2");
-    assert!(hits > 100, "fast path hits: {hits}");
+    assert!(hits > 50, "fast path hits: {hits}");
     finish(sw);
 }
 
@@ -323,6 +323,6 @@ fn ipvlan_l3_is_routed_between_endpoints_and_the_lan() {
     assert_eq!(mac_of(&seen, "10.83.0.3"), parent_mac());
     e2e::transfer(A, LAN, "192.168.83.1", 7001, 4 << 20);
     let hits = e2e::fast_path_hits(Path::new(BIN), "mv-ipvlan3");
-    assert!(hits > 100, "fast path hits: {hits}");
+    assert!(hits > 50, "fast path hits: {hits}");
     finish(sw);
 }

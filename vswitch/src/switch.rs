@@ -823,8 +823,8 @@ impl Switch {
 
     /// Lets the exact-match cache hold the flow of a frame the full way
     /// bridged or routed to one port, when the hooks allow
-    /// (`Firewall::cached_flow`). `parsed` is the frame as the
-    /// hooks left it (translated), `routed` by the gateway `gw`.
+    /// (`Firewall::cached_flow`). `parsed` is the frame as the hooks left
+    /// it (translated), `routed` by the gateway `gw`.
     #[allow(clippy::too_many_arguments)]
     fn remember(
         &mut self,
