@@ -3,44 +3,13 @@
 //! (a new flow tracked and confirmed), and the heap held per entry,
 //! measured by a counting allocator.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use conntrack::{Config, Conntrack, CtL4, CtPacket, Tuple};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-
-/// Counts live heap bytes and allocation calls.
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator unchanged; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: same contract as our caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size, Ordering::Relaxed);
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as our caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use vswitch_tests::alloc_count::{self, Counting};
 
 #[global_allocator]
 static ALLOC: Counting = Counting;
@@ -120,11 +89,11 @@ fn established(c: &mut Criterion) {
         });
         g.finish();
 
-        let before = ALLOCS.load(Ordering::Relaxed);
+        let before = alloc_count::calls();
         for p in &acks {
             black_box(ct.track(NOW, p));
         }
-        let allocs = ALLOCS.load(Ordering::Relaxed) - before;
+        let allocs = alloc_count::calls() - before;
         println!("conntrack {label}: {allocs} allocations in 4096 established track() calls");
     }
 }
@@ -170,9 +139,9 @@ fn new_flows(c: &mut Criterion) {
 /// count, and as the table reckons it.
 fn memory(_c: &mut Criterion) {
     let n = 1_000_000u32;
-    let before = LIVE.load(Ordering::Relaxed);
+    let before = alloc_count::live_bytes();
     let ct = table(n);
-    let live = LIVE.load(Ordering::Relaxed) - before;
+    let live = alloc_count::live_bytes() - before;
     println!(
         "conntrack memory at {n} entries: {} bytes/entry allocated ({} reckoned by the table)",
         live / n as usize,

@@ -2,6 +2,7 @@
 //! a topo.toml string) and the end-to-end tests (namespaces, a running
 //! `vswitch` process).
 
+pub mod alloc_count;
 pub mod captures;
 pub mod e2e;
 pub mod frames;
