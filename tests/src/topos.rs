@@ -6,9 +6,6 @@
 pub fn overlay(extra: &str) -> String {
     format!(
         r#"
-[switch]
-name = "t"
-
 [[network]]
 name = "ov"
 subnet = "10.20.0.0/24"

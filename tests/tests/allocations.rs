@@ -11,38 +11,19 @@ use packet::MacAddr;
 use vswitch::{config, Output, PortId, Switch, Timestamp};
 use vswitch_tests::alloc_count::{self, Counting};
 use vswitch_tests::frames::{arp_reply, arp_request, mac, ping, tcp, udp, Seg};
+use vswitch_tests::topos;
 
 #[global_allocator]
 static ALLOC: Counting = Counting;
 
-/// a and b on a bridge, a vxlan port on the same network, an uplink that
-/// masquerades; conntrack small enough for the runs below to fill it.
-const TOPO: &str = r#"
-[switch]
-conntrack_max = 2048
-
-[[network]]
-name = "front"
-subnet = "10.10.0.0/24"
-gateway = "10.10.0.1"
-
-[[port]]
-name = "a"
-network = "front"
-ip = "10.10.0.2"
-
+/// `topos::overlay` with a second tap port b, an uplink that masquerades
+/// and a FORWARD rule; conntrack small enough for the runs below to fill.
+fn topology() -> String {
+    let extra = r#"
 [[port]]
 name = "b"
-network = "front"
-ip = "10.10.0.3"
-
-[[port]]
-name = "tun"
-network = "front"
-kind = "vxlan"
-vni = 42
-remote = ["198.18.0.2"]
-local = "198.18.0.1"
+network = "ov"
+ip = "10.20.0.3"
 
 [uplink]
 kind = "afpacket"
@@ -58,6 +39,8 @@ text = """
 COMMIT
 """
 "#;
+    format!("[switch]\nconntrack_max = 2048\n{}", topos::overlay(extra))
+}
 
 /// A frame in by a port, or a datagram in by the vxlan port from its VTEP.
 enum Input {
@@ -80,10 +63,10 @@ fn vxlan42(inner: &[u8]) -> Vec<u8> {
 fn traffic(sw: &Switch, first: u16, n: u16) -> Vec<Input> {
     let port = |name| sw.port_id(name).expect("port");
     let (a, b, tun, up) = (port("a"), port("b"), port("tun"), port("uplink"));
-    let (ma, ia) = (mac("02:42:0a:0a:00:02"), v4("10.10.0.2"));
-    let (mb, ib) = (mac("02:42:0a:0a:00:03"), v4("10.10.0.3"));
-    let (mr, ir) = (mac("52:54:00:00:00:09"), v4("10.10.0.9"));
-    let gw = (MacAddr::from_ipv4(v4("10.10.0.1")), v4("10.10.0.1"));
+    let (ma, ia) = (mac("02:42:0a:14:00:02"), v4("10.20.0.2"));
+    let (mb, ib) = (mac("02:42:0a:14:00:03"), v4("10.20.0.3"));
+    let (mr, ir) = (mac("52:54:00:00:00:09"), v4("10.20.0.9"));
+    let gw = (MacAddr::from_ipv4(v4("10.20.0.1")), v4("10.20.0.1"));
     let router = mac("02:00:00:00:00:01");
     let uplink = (mac("02:00:00:00:0a:0a"), v4("192.0.2.10"));
     let far = v4("198.51.100.7");
@@ -150,7 +133,7 @@ fn run(sw: &mut Switch, inputs: &mut [Input], out: &mut Output) {
 
 #[test]
 fn a_warmed_up_pipeline_allocates_nothing_per_frame() {
-    let cfg = config::parse(TOPO, Path::new("allocations.toml")).expect("topology");
+    let cfg = config::parse(&topology(), Path::new("allocations.toml")).expect("topology");
     let mut sw = Switch::new(&cfg).expect("switch");
     let mut out = Output::new();
     let up = sw.port_id("uplink").expect("uplink");
