@@ -75,8 +75,6 @@ pub struct Pass {
     cacheable: bool,
     /// The frame as NAT rewrote it: whatever was parsed before is stale.
     pub reparsed: Option<Parsed>,
-    /// The rule path recorded for the cache while the hooks ran.
-    recorder: Recorder,
     /// The transport checksum holds only the pseudo header's sum (an
     /// offloaded frame): NAT patches it differently.
     partial_csum: bool,
@@ -94,7 +92,6 @@ impl Pass {
             creates: false,
             cacheable: false,
             reparsed: None,
-            recorder: Recorder::default(),
             partial_csum: false,
             pending: None,
         }
@@ -115,6 +112,9 @@ pub struct Firewall {
     /// last): what MASQUERADE and REDIRECT translate to.
     own: Vec<Ipv4Addr>,
     nat_rng: NatRng,
+    /// The rule path the packet in FORWARD and POSTROUTING meets, for the
+    /// flow cache; one for every packet, so that its buffers are reused.
+    recorder: Recorder,
 }
 
 /// Seeds NAT's random port choices unless the caller reseeds.
@@ -197,6 +197,7 @@ impl Firewall {
                 .chain(uplink.map(|u| u.ip))
                 .collect(),
             nat_rng: NatRng::new(NAT_SEED),
+            recorder: Recorder::default(),
         }
     }
 
@@ -399,17 +400,25 @@ impl Firewall {
                         });
                         return Ok(());
                     }
-                    Lookup::Miss => pass.recorder.start(),
+                    Lookup::Miss => self.recorder.start(),
                     Lookup::Uncacheable => {}
                 }
             }
         }
+        let done = self.forward_hooks(now, pass);
+        match done {
+            Ok(()) => self.store(pass),
+            // A refused packet's path is not its flow's.
+            Err(_) => self.recorder.stop(),
+        }
+        done
+    }
+
+    fn forward_hooks(&mut self, now: Timestamp, pass: &mut Pass) -> Result<(), Refusal> {
         self.hook(now, pass, Table::Mangle, Hook::Forward)?;
         self.hook(now, pass, Table::Filter, Hook::Forward)?;
         self.hook(now, pass, Table::Mangle, Hook::Postrouting)?;
-        self.nat_hook(now, pass, Hook::Postrouting)?;
-        self.store(pass);
-        Ok(())
+        self.nat_hook(now, pass, Hook::Postrouting)
     }
 
     /// Binds the source translation POSTROUTING chose for the connection
@@ -508,16 +517,16 @@ impl Firewall {
             return Ok(());
         }
         let (info, meta) = (&pass.info, &mut pass.meta);
-        let outcome = match (&mut self.journal, pass.recorder.is_on()) {
+        let outcome = match (&mut self.journal, self.recorder.is_on()) {
             (None, false) => self
                 .rules
                 .evaluate(table, hook, info, meta, now, &mut NoTrace),
             (None, true) => self
                 .rules
-                .evaluate(table, hook, info, meta, now, &mut pass.recorder),
+                .evaluate(table, hook, info, meta, now, &mut self.recorder),
             (Some(j), false) => self.rules.evaluate(table, hook, info, meta, now, j),
             (Some(j), true) => {
-                let mut both = Both(&mut pass.recorder, j);
+                let mut both = Both(&mut self.recorder, j);
                 self.rules.evaluate(table, hook, info, meta, now, &mut both)
             }
         };
@@ -769,10 +778,10 @@ impl Firewall {
 
     /// Keeps the path the packet just recorded for its flow's direction.
     fn store(&mut self, pass: &mut Pass) {
-        if !pass.recorder.is_on() {
+        if !self.recorder.is_on() {
             return;
         }
-        let path = pass.recorder.finish(&self.rules);
+        let path = self.recorder.finish(&self.rules);
         let (Some((id, dir)), Some(iif), Some(oif)) = (pass.conn, pass.info.iif, pass.info.oif)
         else {
             return;

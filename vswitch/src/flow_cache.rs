@@ -9,6 +9,8 @@
 //! (LOG, MARK, ...). It holds for one ruleset generation and one pair of
 //! ingress and egress ports; anything else evaluates afresh.
 
+use std::ops::Range;
+
 use conntrack::Dir;
 
 use crate::netfilter::{Iface, Ruleset, Step, Table, Trace};
@@ -65,18 +67,25 @@ impl FlowCache {
     }
 }
 
-/// Records the rules a packet meets, to turn into a path afterwards. Names
-/// are kept as text because the ruleset is borrowed while it evaluates.
-#[derive(Default, Debug)]
+/// Records the rules a packet meets, to turn into a path afterwards. Chain
+/// names are kept as text because the ruleset is borrowed while it
+/// evaluates. One recorder serves every packet and keeps its buffers, so
+/// recording allocates nothing once warmed up; the path it finishes is
+/// the one allocation, and only when not empty.
+#[derive(Clone, Default, Debug)]
 pub struct Recorder {
     on: bool,
     events: Vec<Event>,
+    /// The events' chain names, end to end.
+    names: String,
+    path: Vec<Step>,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Event {
     table: Table,
-    chain: String,
+    /// The chain's name, in `names`.
+    chain: Range<usize>,
     /// 1-based rule index; `None` for the policy.
     rule: Option<usize>,
     matched: bool,
@@ -86,6 +95,12 @@ impl Recorder {
     pub fn start(&mut self) {
         self.on = true;
         self.events.clear();
+        self.names.clear();
+    }
+
+    /// Drops what was recorded.
+    pub fn stop(&mut self) {
+        self.on = false;
     }
 
     pub fn is_on(&self) -> bool {
@@ -96,9 +111,16 @@ impl Recorder {
     /// Recording stops.
     pub fn finish(&mut self, rules: &Ruleset) -> Option<Box<[Step]>> {
         self.on = false;
-        let mut path = Vec::new();
-        for e in self.events.drain(..) {
-            let step = rules.step(e.table, &e.chain, e.rule)?;
+        let Recorder {
+            events,
+            names,
+            path,
+            ..
+        } = self;
+        path.clear();
+        for e in events.iter() {
+            let chain = names.get(e.chain.clone())?;
+            let step = rules.step(e.table, chain, e.rule)?;
             if e.rule.is_some() && !rules.is_flow_invariant(step) {
                 return None;
             }
@@ -106,7 +128,18 @@ impl Recorder {
                 path.push(step);
             }
         }
-        Some(path.into_boxed_slice())
+        Some(Box::from(path.as_slice()))
+    }
+
+    fn push(&mut self, table: Table, chain: &str, rule: Option<usize>, matched: bool) {
+        let start = self.names.len();
+        self.names.push_str(chain);
+        self.events.push(Event {
+            table,
+            chain: start..self.names.len(),
+            rule,
+            matched,
+        });
     }
 }
 
@@ -122,20 +155,10 @@ impl Trace for Recorder {
         _spec: &dyn std::fmt::Display,
         matched: bool,
     ) {
-        self.events.push(Event {
-            table,
-            chain: chain.to_owned(),
-            rule: Some(index),
-            matched,
-        });
+        self.push(table, chain, Some(index), matched);
     }
 
     fn policy(&mut self, table: Table, chain: &str, _outcome: crate::netfilter::Outcome) {
-        self.events.push(Event {
-            table,
-            chain: chain.to_owned(),
-            rule: None,
-            matched: true,
-        });
+        self.push(table, chain, None, true);
     }
 }
