@@ -24,28 +24,24 @@ static ALLOC: Counting = Counting;
 /// `topos::overlay` with a second tap port b, an uplink that masquerades
 /// and a FORWARD rule, and a connection table of `conntrack_max`.
 fn topology(conntrack_max: usize) -> String {
-    let extra = r#"
+    let extra = format!(
+        r#"
 [[port]]
 name = "b"
 network = "ov"
 ip = "10.20.0.3"
-
-[uplink]
-kind = "afpacket"
-interface = "veth-up"
-ip = "192.0.2.10/24"
-gateway = "192.0.2.1"
-mac = "02:00:00:00:0a:0a"
-
+{}
 [rules]
 text = """
 *filter
 -A FORWARD -s 198.51.100.0/24 -p tcp --dport 22 -j DROP
 COMMIT
 """
-"#;
+"#,
+        topos::UPLINK
+    );
     let switch = format!("[switch]\nconntrack_max = {conntrack_max}\n");
-    switch + &topos::overlay(extra)
+    switch + &topos::overlay(&extra)
 }
 
 /// A frame in by a port, or a datagram in by the vxlan port from its VTEP,

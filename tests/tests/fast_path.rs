@@ -96,9 +96,9 @@ impl Pair {
         p
     }
 
-    /// On `ROUTED`, with web, the router and a LAN host known.
+    /// On `topos::published_web`, with web, the router and a LAN host known.
     fn routed(name: &str) -> Pair {
-        let mut p = Pair::of(name, ROUTED);
+        let mut p = Pair::of(name, &topos::published_web(""));
         p.send("web", &hello(0));
         p.send("uplink", &arp_reply(ROUTER, "192.0.2.1"));
         p.send("uplink", &arp_reply(LAN, "192.0.2.50"));
@@ -425,28 +425,6 @@ proptest! {
     }
 }
 
-/// web on a bridge network with a published port, and an uplink: what
-/// leaves is masqueraded and routed to the uplink's router, what comes in
-/// for the published port is translated and routed to web.
-const ROUTED: &str = r#"
-[[network]]
-name = "front"
-subnet = "10.10.0.0/24"
-
-[[port]]
-name = "web"
-network = "front"
-ip = "10.10.0.2"
-publish = ["8080:80/tcp"]
-
-[uplink]
-kind = "afpacket"
-interface = "veth-up"
-ip = "192.0.2.10/24"
-gateway = "192.0.2.1"
-mac = "02:00:00:00:0a:0a"
-"#;
-
 const UP: &str = "02:00:00:00:0a:0a";
 const ROUTER: &str = "02:00:00:00:00:01";
 const LAN: &str = "02:00:00:00:00:50";
@@ -589,7 +567,7 @@ fn a_routed_flow_goes_the_full_way_for_ttl_checksum_and_next_hop_changes() {
     p.assert_same_state();
 }
 
-/// One step of a random run on `ROUTED`.
+/// One step of a random run on `topos::published_web`.
 #[derive(Clone, Debug)]
 enum RoutedOp {
     /// A segment of web's outbound connection (0) or of the LAN host's

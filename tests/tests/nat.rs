@@ -10,30 +10,19 @@ use vswitch::trace::trace;
 use vswitch::{DropReason, Verdict};
 use vswitch_tests::frames::{self, arp_request, mac, tcp, Seg};
 use vswitch_tests::harness::Harness;
+use vswitch_tests::topos;
 
-const TOPO: &str = r#"
-[[network]]
-name = "front"
-subnet = "10.10.0.0/24"
-
-[[port]]
-name = "web"
-network = "front"
-ip = "10.10.0.2"
-publish = ["8080:80/tcp"]
-
+/// `topos::published_web` with a second container, db.
+fn topo() -> String {
+    topos::published_web(
+        r#"
 [[port]]
 name = "db"
 network = "front"
 ip = "10.10.0.3"
-
-[uplink]
-kind = "afpacket"
-interface = "veth-up"
-ip = "192.0.2.10/24"
-gateway = "192.0.2.1"
-mac = "02:00:00:00:0a:0a"
-"#;
+"#,
+    )
+}
 
 const WEB: &str = "02:42:0a:0a:00:02";
 const DB: &str = "02:42:0a:0a:00:03";
@@ -75,7 +64,7 @@ fn arp_reply(from: (&str, &str)) -> Vec<u8> {
 
 #[test]
 fn outbound_connections_are_masqueraded_and_replies_return() {
-    let mut h = Harness::new("nat_masq", TOPO);
+    let mut h = Harness::new("nat_masq", &topo());
     let syn = tcp(
         (mac(WEB), ip("10.10.0.2"), 40000),
         (gw(), ip("198.51.100.7"), 443),
@@ -129,7 +118,7 @@ fn outbound_connections_are_masqueraded_and_replies_return() {
 
 #[test]
 fn published_ports_reach_the_container_with_the_clients_address() {
-    let mut h = Harness::new("nat_publish", TOPO);
+    let mut h = Harness::new("nat_publish", &topo());
     h.switch.learn_configured(h.now);
     // The LAN host asks for the uplink address first, as it would.
     let s = h.send(
@@ -172,7 +161,7 @@ fn published_ports_reach_the_container_with_the_clients_address() {
 
 #[test]
 fn a_container_reaches_a_published_port_through_the_uplink_address() {
-    let mut h = Harness::new("nat_hairpin", TOPO);
+    let mut h = Harness::new("nat_hairpin", &topo());
     let syn = tcp(
         (mac(DB), ip("10.10.0.3"), 6000),
         (gw(), ip("192.0.2.10"), 8080),
@@ -205,7 +194,7 @@ fn a_container_reaches_a_published_port_through_the_uplink_address() {
 
 #[test]
 fn a_published_port_is_traced_through_dnat_and_forward() {
-    let cfg = vswitch::config::parse(TOPO, std::path::Path::new("topo.toml")).unwrap();
+    let cfg = vswitch::config::parse(&topo(), std::path::Path::new("topo.toml")).unwrap();
     let t = trace(&cfg, "uplink", "tcp 192.0.2.50:5555 -> 192.0.2.10:8080 syn").unwrap();
     let steps: Vec<&str> = t.steps.iter().map(String::as_str).collect();
     let at = |needle: &str| {
@@ -260,15 +249,9 @@ ip = "10.40.0.2"
 name = "v2"
 network = "vault"
 ip = "10.40.0.3"
-
-[uplink]
-kind = "afpacket"
-interface = "veth-up"
-ip = "192.0.2.10/24"
-gateway = "192.0.2.1"
-mac = "02:00:00:00:0a:0a"
 "#;
-    let mut h = Harness::new("nat_icc_internal", topo);
+    let topo = format!("{topo}{}", topos::UPLINK);
+    let mut h = Harness::new("nat_icc_internal", &topo);
     h.switch.learn_configured(h.now);
     h.send("uplink", &arp_reply((ROUTER, "192.0.2.1")));
     let ep = |s: &str, port| (MacAddr::from_ipv4(ip(s)), ip(s), port);

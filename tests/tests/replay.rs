@@ -11,6 +11,7 @@ use vswitch::replay::{self, Replay, Summary};
 use vswitch::{config, DropReason, Switch, Timestamp, Verdict};
 use vswitch_tests::captures::{conversation, db, web, START_NS, TOPO};
 use vswitch_tests::frames::{arp_request, mac, tcp, Seg};
+use vswitch_tests::topos;
 
 fn switch() -> Switch {
     let cfg = config::parse(TOPO, Path::new("topo.toml")).expect("topology");
@@ -140,25 +141,8 @@ fn tables_age_with_capture_time() {
 /// leaves translated back, and the client's ACK finds the binding.
 #[test]
 fn a_published_port_conversation_replays_through_dnat() {
-    let topo = r#"
-[[network]]
-name = "front"
-subnet = "10.10.0.0/24"
-
-[[port]]
-name = "web"
-network = "front"
-ip = "10.10.0.2"
-publish = ["8080:80/tcp"]
-
-[uplink]
-kind = "afpacket"
-interface = "veth-up"
-ip = "192.0.2.10/24"
-gateway = "192.0.2.1"
-mac = "02:00:00:00:0a:0a"
-"#;
-    let cfg = config::parse(topo, Path::new("topo.toml")).expect("topology");
+    let topo = topos::published_web("");
+    let cfg = config::parse(&topo, Path::new("topo.toml")).expect("topology");
     let sw = Switch::new(&cfg).expect("rules");
     let uplink = sw.port_id("uplink").expect("uplink port");
     let mut replay = Replay::new(sw, uplink);
