@@ -15,6 +15,11 @@
 #             reached through a `vxlan` port: the overlay path
 #   vswitch-mv - the first namespace a macvlan endpoint whose parent is the
 #             host end of the second namespace's veth pair: the parent's path
+#   floor   - vswitch's example `tap_floor`: two TAPs opened as vswitch opens
+#             them and one thread copying frames between them, no pipeline:
+#             the least any switch with TAP ports does (built unless FLOOR
+#             names a binary)
+#   floor-bp - the same, polling without sleeping: the floor under vswitch-bp
 # and measures, for each, single-stream TCP (iperf3), delivered 64-byte UDP
 # frames per second (iperf3 -l 18) and the ping round trip. Then it prints
 # vswitch's ratios against the others, which are what the targets are set in:
@@ -24,6 +29,7 @@
 #   sudo T=10 RULES=1000 scripts/bench.sh vswitch
 #   sudo scripts/bench.sh linux vswitch vswitch-bp
 #   sudo P=4 scripts/bench.sh linux vswitch vswitch-mq
+#   sudo scripts/bench.sh linux floor vswitch
 #
 # Needs root, iproute2, iperf3, iputils-ping, python3 (for iperf3's JSON);
 # builds target/release/vswitch first unless VSWITCH names a binary.
@@ -172,6 +178,27 @@ run_vswitch() { # $1: label, $2: busy_poll_us, $3: threads, $4: kind of B's port
   kill -TERM $pid 2>/dev/null; wait $pid; reset_netns
 }
 
+run_floor() { # $1: label, $2: the forwarder's flags
+  local label=${1:-floor}
+  reset_netns
+  if [ -z "${FLOOR:-}" ]; then
+    cargo build --release --quiet -p vswitch --example tap_floor || return
+    FLOOR=target/release/examples/tap_floor
+  fi
+  ip netns add $A; ip netns add $B
+  "$FLOOR" t$A t$B ${2:-} >$W/floor.out 2>$W/floor.err &
+  local pid=$!
+  for _ in $(seq 1 50); do grep -q '^ready' $W/floor.out 2>/dev/null && break; sleep 0.1; done
+  for n in $A $B; do
+    ip link set t$n netns $n; ip -n $n link set t$n name eth0
+    ip -n $n link set lo up; ip -n $n link set eth0 up
+  done
+  ip -n $A addr add $IPA/24 dev eth0; ip -n $B addr add $IPB/24 dev eth0
+  measure "$label"
+  kill -TERM $pid 2>/dev/null; wait $pid; reset_netns
+}
+
+run_floor-bp() { run_floor floor-bp --busy; }
 run_vswitch-bp() { run_vswitch vswitch-bp "${BUSY_POLL_US:-10000}"; }
 run_vswitch-mq() { run_vswitch vswitch-mq 0 "${THREADS:-2}"; }
 run_vswitch-af() { run_vswitch vswitch-af 0 1 afpacket; }
@@ -179,7 +206,7 @@ run_vswitch-vx() { run_vswitch vswitch-vx 0 1 vxlan; }
 run_vswitch-mv() { run_vswitch vswitch-mv 0 1 macvlan; }
 
 for s in $SYSTEMS; do
-  case $s in linux|ovs|vswitch|vswitch-bp|vswitch-mq|vswitch-af|vswitch-vx|vswitch-mv) run_$s ;; *) echo "bench.sh: unknown system $s" >&2; exit 2 ;; esac
+  case $s in linux|ovs|floor|floor-bp|vswitch|vswitch-bp|vswitch-mq|vswitch-af|vswitch-vx|vswitch-mv) run_$s ;; *) echo "bench.sh: unknown system $s" >&2; exit 2 ;; esac
 done
 
 {
