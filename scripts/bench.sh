@@ -16,9 +16,9 @@
 #   vswitch-mv - the first namespace a macvlan endpoint whose parent is the
 #             host end of the second namespace's veth pair: the parent's path
 #   floor   - vswitch's example `tap_floor`: two TAPs opened as vswitch opens
-#             them and one thread copying frames between them, no pipeline:
-#             the least any switch with TAP ports does (built unless FLOOR
-#             names a binary)
+#             them and one thread copying frames between them, no pipeline,
+#             pinned to the first CPU as vswitch's datapath is: the least any
+#             switch with TAP ports does (built unless FLOOR names a binary)
 #   floor-bp - the same, polling without sleeping: the floor under vswitch-bp
 # and measures, for each, single-stream TCP (iperf3), delivered 64-byte UDP
 # frames per second (iperf3 -l 18) and the ping round trip. Then it prints
@@ -31,7 +31,7 @@
 #   sudo P=4 scripts/bench.sh linux vswitch vswitch-mq
 #   sudo scripts/bench.sh linux floor vswitch
 #
-# Needs root, iproute2, iperf3, iputils-ping, python3 (for iperf3's JSON);
+# Needs root, iproute2, iperf3, iputils-ping, python3 (for iperf3's JSON), taskset;
 # builds target/release/vswitch first unless VSWITCH names a binary.
 # Env: T seconds per test (5); RULES extra non-matching FORWARD rules after an
 # ESTABLISHED accept in vswitch's ruleset (0); VSWITCH binary; OUT file that
@@ -41,7 +41,7 @@
 set -u
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "bench.sh: needs root (network namespaces)" >&2; exit 2; }
-for tool in ip iperf3 ping python3; do
+for tool in ip iperf3 ping python3 taskset; do
   command -v $tool >/dev/null || { echo "bench.sh: $tool is not installed" >&2; exit 2; }
 done
 T=${T:-5}; RULES=${RULES:-0}; P=${P:-1}
@@ -178,6 +178,9 @@ run_vswitch() { # $1: label, $2: busy_poll_us, $3: threads, $4: kind of B's port
   kill -TERM $pid 2>/dev/null; wait $pid; reset_netns
 }
 
+# The first CPU this shell may use, where vswitch pins its first datapath thread.
+first_cpu() { taskset -cp $$ | sed 's/.*: *//; s/[-,].*//'; }
+
 run_floor() { # $1: label, $2: the forwarder's flags
   local label=${1:-floor}
   reset_netns
@@ -186,7 +189,7 @@ run_floor() { # $1: label, $2: the forwarder's flags
     FLOOR=target/release/examples/tap_floor
   fi
   ip netns add $A; ip netns add $B
-  "$FLOOR" t$A t$B ${2:-} >$W/floor.out 2>$W/floor.err &
+  taskset -c "$(first_cpu)" "$FLOOR" t$A t$B ${2:-} >$W/floor.out 2>$W/floor.err &
   local pid=$!
   for _ in $(seq 1 50); do grep -q '^ready' $W/floor.out 2>/dev/null && break; sleep 0.1; done
   for n in $A $B; do
