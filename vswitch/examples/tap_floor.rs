@@ -67,18 +67,21 @@ fn forward(a: &str, b: &str, busy: bool) -> io::Result<()> {
                         // A full queue on the other side drops the frame, as vswitch does.
                         let _ = taps[to].send(0, &hdr, &[&buf[..n]]);
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => ready[from] = false,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e),
+                    Err(e) => match e.kind() {
+                        io::ErrorKind::WouldBlock => ready[from] = false,
+                        // Interrupted, or one bad frame, already consumed.
+                        io::ErrorKind::Interrupted | io::ErrorKind::InvalidData => {}
+                        _ => return Err(e),
+                    },
                 }
             }
         }
-        let spin = busy || ready.contains(&true);
-        match poll.poll(&mut events, spin.then_some(Duration::ZERO)) {
+        let undrained = ready.contains(&true);
+        match poll.poll(&mut events, (busy || undrained).then_some(Duration::ZERO)) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             r => r?,
         }
-        if busy && events.is_empty() {
+        if busy && !undrained && events.is_empty() {
             // As vswitch does: the endpoints on this core go first.
             std::thread::yield_now();
         }
