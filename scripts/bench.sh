@@ -81,6 +81,7 @@ run_linux() {
   ip netns add $A; ip netns add $B
   ip link add vsbbr0 type bridge; ip link set vsbbr0 up
   for n in $A $B; do
+    ip link del v$n 2>/dev/null # left by a vswitch-af/-vx/-mv run, if the kernel has not got to it
     ip link add v$n type veth peer name eth0 netns $n
     ip link set v$n master vsbbr0 up
     ip -n $n link set lo up; ip -n $n link set eth0 up
