@@ -91,6 +91,15 @@ run_linux() {
   reset_netns; ip link del vsbbr0
 }
 
+# Moves the host's TAPs t$A and t$B into their namespaces as eth0, addressed.
+taps_into_netns() {
+  for n in $A $B; do
+    ip link set t$n netns $n; ip -n $n link set t$n name eth0
+    ip -n $n link set lo up; ip -n $n link set eth0 up
+  done
+  ip -n $A addr add $IPA/24 dev eth0; ip -n $B addr add $IPB/24 dev eth0
+}
+
 run_ovs() {
   command -v ovs-vswitchd >/dev/null || { echo "ovs: openvswitch-switch not installed, skipped" >&2; return; }
   reset_netns
@@ -106,10 +115,8 @@ run_ovs() {
   ip netns add $A; ip netns add $B
   for n in $A $B; do
     $V add-port vsbobr t$n -- set Interface t$n type=tap; sleep 0.3
-    ip link set t$n netns $n; ip -n $n link set t$n name eth0
-    ip -n $n link set lo up; ip -n $n link set eth0 up
   done
-  ip -n $A addr add $IPA/24 dev eth0; ip -n $B addr add $IPB/24 dev eth0; sleep 1
+  taps_into_netns; sleep 1
   measure ovs
   reset_netns; kill $(cat $D/vswitchd.pid) $(cat $D/db.pid) 2>/dev/null; sleep 0.5
 }
@@ -193,11 +200,7 @@ run_floor() { # $1: label, $2: the forwarder's flags
   taskset -c "$(first_cpu)" "$FLOOR" t$A t$B ${2:-} >$W/floor.out 2>$W/floor.err &
   local pid=$!
   for _ in $(seq 1 50); do grep -q '^ready' $W/floor.out 2>/dev/null && break; sleep 0.1; done
-  for n in $A $B; do
-    ip link set t$n netns $n; ip -n $n link set t$n name eth0
-    ip -n $n link set lo up; ip -n $n link set eth0 up
-  done
-  ip -n $A addr add $IPA/24 dev eth0; ip -n $B addr add $IPB/24 dev eth0
+  taps_into_netns
   measure "$label"
   kill -TERM $pid 2>/dev/null; wait $pid; reset_netns
 }
