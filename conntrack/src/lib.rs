@@ -30,6 +30,7 @@
 mod expiry;
 mod format;
 mod hash;
+mod index;
 mod table;
 mod tcp;
 mod track;

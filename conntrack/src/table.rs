@@ -2,17 +2,16 @@
 //! each confirmed entry's two tuples to (slot, direction), the expiry
 //! wheel, and the short list of tentative entries.
 //!
-//! The index stores 4-byte values (slot << 1 | direction) and compares
-//! tuples in the slab, so a tuple is stored once. Every tuple in the index
+//! The index (`index.rs`) stores 4-byte values (slot << 1 | direction)
+//! and compares tuples in the slab, so a tuple is stored once. Every tuple in the index
 //! is unique; `confirm` and `set_reply_tuple` refuse a tuple already there.
 
 use core::fmt;
 use std::time::Duration;
 
-use hashbrown::HashTable;
-
 use crate::expiry::{Wheel, NOT_FILED};
 use crate::hash::TupleHasher;
+use crate::index::Index;
 use crate::tcp::{TcpConn, TcpState};
 use crate::{Clash, Config, ConfirmError, Counter, CtStats, Dir, Status, Tuple};
 
@@ -134,7 +133,7 @@ pub struct Conntrack<E> {
     pub(crate) config: Config,
     pub(crate) slots: Vec<Slot<E>>,
     free: Vec<u32>,
-    index: HashTable<u32>,
+    index: Index,
     hasher: TupleHasher,
     wheel: Wheel,
     /// Oldest first.
@@ -193,7 +192,7 @@ impl<E> Conntrack<E> {
             config,
             slots: Vec::new(),
             free: Vec::new(),
-            index: HashTable::new(),
+            index: Index::new(),
             hasher: TupleHasher::new(),
             wheel: Wheel::new(),
             tentative: Vec::with_capacity(TENTATIVE_MAX),
@@ -265,8 +264,7 @@ impl<E> Conntrack<E> {
     fn find_hashed(&self, hash: u64, t: &Tuple) -> Option<u32> {
         let slots = &self.slots;
         self.index
-            .find(hash, |&v| tuple_in(slots, v).is_some_and(|x| x == t))
-            .copied()
+            .find(hash, |v| tuple_in(slots, v).is_some_and(|x| x == t))
     }
 
     fn index_insert(&mut self, v: u32) {
@@ -278,7 +276,7 @@ impl<E> Conntrack<E> {
     fn index_insert_hashed(&mut self, hash: u64, v: u32) {
         let slots = &self.slots;
         let hasher = self.hasher;
-        self.index.insert_unique(hash, v, |&x| {
+        self.index.insert_unique(hash, v, |x| {
             tuple_in(slots, x).map_or(0, |t| hasher.hash(t))
         });
     }
@@ -287,9 +285,7 @@ impl<E> Conntrack<E> {
         let Some(t) = tuple_in(&self.slots, v) else {
             return;
         };
-        if let Ok(found) = self.index.find_entry(self.hasher.hash(t), |&x| x == v) {
-            found.remove();
-        }
+        self.index.remove(self.hasher.hash(t), v);
     }
 
     /// Stores a new tentative entry.
@@ -569,7 +565,7 @@ impl<E> Conntrack<E> {
     pub fn heap_bytes(&self) -> usize {
         self.slots.capacity() * std::mem::size_of::<Slot<E>>()
             + self.free.capacity() * std::mem::size_of::<u32>()
-            + self.index.allocation_size()
+            + self.index.heap_bytes()
             + self.wheel.heap_bytes()
             + self.tentative.capacity() * std::mem::size_of::<EntryId>()
     }
@@ -607,6 +603,9 @@ impl<E> Conntrack<E> {
             .filter(|(_, e)| e.tuples[0] == e.tuples[1])
             .count();
         assert_eq!(self.index.len(), 2 * self.len - own_reverse);
+        let hasher = self.hasher;
+        self.index
+            .check(|v| tuple_in(&self.slots, v).map_or(0, |t| hasher.hash(t)));
     }
 }
 
