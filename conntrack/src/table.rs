@@ -3,8 +3,9 @@
 //! wheel, and the short list of tentative entries.
 //!
 //! The index (`index.rs`) stores 4-byte values (slot << 1 | direction)
-//! and compares tuples in the slab, so a tuple is stored once. Every tuple in the index
-//! is unique; `confirm` and `set_reply_tuple` refuse a tuple already there.
+//! and compares tuples in the slab, so a tuple is stored once. Every
+//! tuple in the index is unique; `confirm` and `set_reply_tuple` refuse a
+//! tuple already there.
 
 use core::fmt;
 use std::time::Duration;
